@@ -1,0 +1,299 @@
+"""``PKDataset``: validated records as padded per-subject arrays."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings as _warnings
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import Array, Bool, Float, Int
+
+from .._config import ensure_x64
+from ..errors import DatasetError
+from ..pk._events import ADDL_ORDER, Doses, Sampling, expand_trains
+from ..units import check_conc_unit, check_dose_unit
+from ._check import check_records
+from ._read import normalise_columns, read_csv_frame
+
+STANDARD_OUT = ("ID", "TIME", "AMT", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ")
+
+
+class DatasetWarning(UserWarning):
+    """Legal but noteworthy content in a dataset (the data are kept)."""
+
+
+class PKDataset(eqx.Module):
+    """Validated NONMEM-style data as padded arrays, one row per subject.
+
+    Build one with :func:`read_nonmem` (a CSV file) or :func:`from_frame`.
+
+    Attributes
+    ----------
+    doses : Doses
+        Dose trains, shape ``(N, D)``.
+    sampling : Sampling
+        Observation and other non-dose records, shape ``(N, O)``.
+    dv : (N, O) float
+        Observed concentration (conc unit); NaN where missing.
+    fit_mask : (N, O) bool
+        Records that enter a likelihood (EVID 0, MDV 0).
+    blq, lloq : (N, O)
+        BLQ flag and limit of quantification (conc unit).
+    present : (N, O) bool
+        Real records (False for padding).
+    row : (N, O) int
+        0-based row of each record in the source file (-1 for padding).
+    dose_row : (N, D) int
+        Same for dose records.
+    covariates : (N, C) float
+        Baseline value of every numeric covariate (first non-missing value).
+    ids : tuple
+        Subject IDs in file order.
+    covariate_names : tuple of str
+    dose_unit, conc_unit : str
+    evid, mdv, dose_evid : int arrays, kept for the round trip to a DataFrame.
+    """
+
+    doses: Doses
+    sampling: Sampling
+    dv: Float[Array, "N O"]
+    fit_mask: Bool[Array, "N O"]
+    blq: Bool[Array, "N O"]
+    lloq: Float[Array, "N O"]
+    present: Bool[Array, "N O"]
+    row: Int[Array, "N O"]
+    evid: Int[Array, "N O"]
+    mdv: Int[Array, "N O"]
+    dose_row: Int[Array, "N D"]
+    dose_evid: Int[Array, "N D"]
+    covariates: Float[Array, "N C"]
+    ids: tuple = eqx.field(static=True)
+    covariate_names: tuple = eqx.field(static=True)
+    dose_unit: str = eqx.field(static=True, default="mg")
+    conc_unit: str = eqx.field(static=True, default="mg/L")
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_observations(self) -> int:
+        """Number of records that enter the likelihood (BLQ included)."""
+        return int(np.asarray(self.fit_mask).sum())
+
+    @property
+    def has_blq(self) -> bool:
+        return bool(np.asarray(self.blq & self.fit_mask).any())
+
+    def covariate(self, name: str) -> Float[Array, " N"]:
+        """Baseline values of covariate ``name`` (case-insensitive), shape ``(N,)``."""
+        for i, cov in enumerate(self.covariate_names):
+            if cov.upper() == name.upper():
+                return self.covariates[:, i]
+        raise KeyError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
+
+    def expanded_doses(self) -> Doses:
+        """One entry per administered dose (ADDL expanded), for the ODE kernels."""
+        return expand_trains(self.doses)
+
+    def subset(self, index) -> PKDataset:
+        """The subjects at positions ``index`` (a list of ints), as a new dataset."""
+        idx = np.atleast_1d(np.asarray(index))
+        import jax
+
+        sliced = jax.tree_util.tree_map(lambda a: a[idx], self)
+        return eqx.tree_at(lambda d: d.ids, sliced, tuple(self.ids[i] for i in idx))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The records as a NONMEM-style DataFrame, in their original order.
+
+        Standard columns are written as read (CMT of observations is 2); each
+        covariate column holds the subject's baseline value.
+        """
+        parts = []
+        cov = np.asarray(self.covariates)
+        d = {k: np.asarray(getattr(self.doses, k)) for k in ("time", "amt", "cmt", "ii", "addl", "ss", "mask")}
+        for i, sid in enumerate(self.ids):
+            m = np.asarray(self.present[i])
+            obs = pd.DataFrame({
+                "ID": sid, "TIME": np.asarray(self.sampling.time[i])[m], "AMT": 0.0,
+                "DV": np.asarray(self.dv[i])[m], "EVID": np.asarray(self.evid[i])[m],
+                "MDV": np.asarray(self.mdv[i])[m], "CMT": 2, "II": 0.0, "ADDL": 0, "SS": 0,
+                "BLQ": np.asarray(self.blq[i])[m].astype(int), "LLOQ": np.asarray(self.lloq[i])[m],
+                "_row": np.asarray(self.row[i])[m],
+            })
+            dm = d["mask"][i]
+            dose = pd.DataFrame({
+                "ID": sid, "TIME": d["time"][i][dm], "AMT": d["amt"][i][dm], "DV": np.nan,
+                "EVID": np.asarray(self.dose_evid[i])[dm], "MDV": 1, "CMT": d["cmt"][i][dm],
+                "II": d["ii"][i][dm], "ADDL": d["addl"][i][dm], "SS": d["ss"][i][dm].astype(int),
+                "BLQ": 0, "LLOQ": np.nan, "_row": np.asarray(self.dose_row[i])[dm],
+            })
+            both = pd.concat([obs, dose], ignore_index=True)
+            for j, name in enumerate(self.covariate_names):
+                both[name] = cov[i, j]
+            parts.append(both)
+        frame = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
+        return frame.drop(columns="_row").reset_index(drop=True)
+
+
+def _subject_arrays(records: pd.DataFrame, covariate_names: list[str]):
+    groups = list(records.groupby("ID", sort=False))
+    n = len(groups)
+    is_dose_row = records["EVID"].isin((1, 3, 4)).to_numpy()
+    n_obs = max(int((~is_dose_row[g.index]).sum()) for _, g in groups)
+    n_dose = max(int(is_dose_row[g.index].sum()) for _, g in groups)
+    n_obs, n_dose = max(n_obs, 1), max(n_dose, 1)
+
+    obs = {
+        "time": np.zeros((n, n_obs)), "order": np.full((n, n_obs), ADDL_ORDER * 2),
+        "epoch": np.full((n, n_obs), -2, dtype=np.int64), "dv": np.full((n, n_obs), np.nan),
+        "fit": np.zeros((n, n_obs), bool), "blq": np.zeros((n, n_obs), bool),
+        "lloq": np.full((n, n_obs), np.nan), "present": np.zeros((n, n_obs), bool),
+        "row": np.full((n, n_obs), -1, dtype=np.int64), "evid": np.zeros((n, n_obs), np.int64),
+        "mdv": np.ones((n, n_obs), np.int64),
+    }
+    dose = {
+        "time": np.zeros((n, n_dose)), "amt": np.zeros((n, n_dose)), "cmt": np.ones((n, n_dose), np.int64),
+        "ii": np.zeros((n, n_dose)), "addl": np.zeros((n, n_dose), np.int64), "ss": np.zeros((n, n_dose), bool),
+        "order": np.full((n, n_dose), ADDL_ORDER), "epoch": np.full((n, n_dose), -1, dtype=np.int64),
+        "mask": np.zeros((n, n_dose), bool), "row": np.full((n, n_dose), -1, dtype=np.int64),
+        "evid": np.ones((n, n_dose), np.int64),
+    }
+    cov = np.full((n, len(covariate_names)), np.nan)
+    ids = []
+    for i, (sid, g) in enumerate(groups):
+        ids.append(sid.item() if hasattr(sid, "item") else sid)
+        evid = g["EVID"].to_numpy()
+        reset = np.isin(evid, (3, 4)) | ((g["SS"].to_numpy() == 1) & np.isin(evid, (1, 4)))
+        epoch = np.cumsum(reset)
+        rows = g.index.to_numpy()
+        dmask = np.isin(evid, (1, 3, 4))
+        o, dd = g[~dmask], g[dmask]
+        k, kd = len(o), len(dd)
+        obs["time"][i, :k] = o["TIME"]
+        obs["order"][i, :k] = rows[~dmask]
+        obs["epoch"][i, :k] = epoch[~dmask]
+        obs["dv"][i, :k] = o["DV"]
+        obs["fit"][i, :k] = (o["EVID"] == 0) & (o["MDV"] == 0)
+        obs["blq"][i, :k] = o["BLQ"] == 1
+        obs["lloq"][i, :k] = o["LLOQ"]
+        obs["present"][i, :k] = True
+        obs["row"][i, :k] = rows[~dmask]
+        obs["evid"][i, :k] = o["EVID"]
+        obs["mdv"][i, :k] = o["MDV"]
+        dose["time"][i, :kd] = dd["TIME"]
+        dose["amt"][i, :kd] = dd["AMT"]
+        dose["cmt"][i, :kd] = dd["CMT"]
+        dose["ii"][i, :kd] = dd["II"]
+        dose["addl"][i, :kd] = dd["ADDL"]
+        dose["ss"][i, :kd] = dd["SS"] == 1
+        dose["order"][i, :kd] = rows[dmask]
+        dose["epoch"][i, :kd] = epoch[dmask]
+        dose["mask"][i, :kd] = dd["EVID"] != 3  # EVID 3 resets only
+        dose["row"][i, :kd] = rows[dmask]
+        dose["evid"][i, :kd] = dd["EVID"]
+        for j, name in enumerate(covariate_names):
+            vals = g[name].to_numpy(dtype=float)
+            ok = vals[~np.isnan(vals)]
+            if ok.size:
+                cov[i, j] = ok[0]
+    return ids, obs, dose, cov
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    *,
+    dose_unit: str = "mg",
+    conc_unit: str = "mg/L",
+    lloq: float | None = None,
+    source: str | None = None,
+    warn: bool = True,
+) -> PKDataset:
+    """Validate NONMEM-style records in a DataFrame and build a :class:`PKDataset`.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Records with columns ID, TIME, AMT, DV and optionally EVID, MDV, CMT,
+        II, ADDL, SS, RATE, BLQ (or CENS), LLOQ (or LOQ) and covariates;
+        names are case-insensitive. Rows must be grouped by ID with TIME
+        non-decreasing within each ID (nothing is reordered).
+    dose_unit, conc_unit : str
+        Units of AMT and DV (declared, never guessed).
+    lloq : float, optional
+        LLOQ (conc unit) for BLQ records where there is no LLOQ column.
+    warn : bool
+        Emit :class:`DatasetWarning` for legal but noteworthy content.
+
+    Raises
+    ------
+    DatasetError
+        Listing every violated rule with its row (1-based, after the header)
+        and column.
+    """
+    ensure_x64()
+    check_dose_unit(dose_unit)
+    check_conc_unit(conc_unit)
+    frame = normalise_columns(frame.reset_index(drop=True), source)
+    records, notes = check_records(frame, lloq=lloq, source=source)
+    covariate_names = [
+        c for c in records.columns if c not in STANDARD_OUT and records[c].dtype.kind in "fiub"
+    ]
+    for name in covariate_names:
+        varies = records.groupby("ID", sort=False)[name].nunique(dropna=True)
+        if (varies > 1).any():
+            notes.append(f"covariate {name} changes within subject(s) {list(varies[varies > 1].index)[:5]}; "
+                         "models use the baseline (first) value")
+    if warn:
+        for note in notes:
+            _warnings.warn(note, DatasetWarning, stacklevel=2)
+    ids, obs, dose, cov = _subject_arrays(records, covariate_names)
+    j = jnp.asarray
+    return PKDataset(
+        doses=Doses(time=j(dose["time"]), amt=j(dose["amt"]), cmt=j(dose["cmt"]), ii=j(dose["ii"]),
+                    addl=j(dose["addl"]), ss=j(dose["ss"]), order=j(dose["order"]), epoch=j(dose["epoch"]),
+                    mask=j(dose["mask"])),
+        sampling=Sampling(time=j(obs["time"]), order=j(obs["order"]), epoch=j(obs["epoch"])),
+        dv=j(obs["dv"]), fit_mask=j(obs["fit"]), blq=j(obs["blq"]), lloq=j(obs["lloq"]),
+        present=j(obs["present"]), row=j(obs["row"]), evid=j(obs["evid"]), mdv=j(obs["mdv"]),
+        dose_row=j(dose["row"]), dose_evid=j(dose["evid"]), covariates=j(cov),
+        ids=tuple(ids), covariate_names=tuple(covariate_names), dose_unit=dose_unit, conc_unit=conc_unit,
+    )
+
+
+def read_nonmem(
+    source: str | os.PathLike | io.IOBase,
+    *,
+    dose_unit: str = "mg",
+    conc_unit: str = "mg/L",
+    lloq: float | None = None,
+    warn: bool = True,
+) -> PKDataset:
+    """Read a NONMEM-style CSV file into a validated :class:`PKDataset`.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> data = poppk.read_nonmem(poppk.datasets.path("theophylline"), dose_unit="mg", conc_unit="mg/L")
+    >>> data.n_subjects, data.n_observations
+    (12, 132)
+    """
+    frame, name = read_csv_frame(source)
+    return from_frame(frame, dose_unit=dose_unit, conc_unit=conc_unit, lloq=lloq, source=name, warn=warn)
+
+
+def read_records(source: str | os.PathLike | io.IOBase, *, lloq: float | None = None) -> pd.DataFrame:
+    """Read and validate a CSV, returning the numeric records as a DataFrame (no arrays)."""
+    frame, name = read_csv_frame(source)
+    records, notes = check_records(frame, lloq=lloq, source=name)
+    for note in notes:
+        _warnings.warn(note, DatasetWarning, stacklevel=2)
+    return records
+
+
+__all__ = ["PKDataset", "DatasetWarning", "from_frame", "read_nonmem", "read_records", "DatasetError"]

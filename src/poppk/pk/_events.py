@@ -1,0 +1,90 @@
+"""The event arrays every kernel consumes: dose records and sampling times.
+
+A dose record is a *train*: ``addl + 1`` doses of ``amt`` every ``ii`` hours
+from ``time`` (NONMEM ADDL/II), optionally preceded by steady state (SS=1).
+Kernels sum trains in closed form where they can; the ODE kernels use
+:func:`expand_trains` to get one record per dose.
+
+Ordering rule (shared by every kernel): a dose given at ``t_d`` acts on a
+sample at ``t_o`` when ``t_d < t_o``, or when ``t_d == t_o`` and the dose
+record comes first in the file (``order``). Additional (ADDL) doses sort after
+every record at the same time, so a sample at a dosing time is a trough.
+A record only sees doses of its own *epoch*; a new epoch starts at every
+reset (EVID 3 or 4, or SS=1).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+#: ``order`` of additional (ADDL) doses: after every record at the same time.
+ADDL_ORDER = 1e15
+
+DEPOT = 1
+CENTRAL = 2
+
+
+class Doses(eqx.Module):
+    """Dose trains, shape ``(..., D)``; padded entries have ``mask`` False."""
+
+    time: Float[Array, "... D"]
+    amt: Float[Array, "... D"]
+    cmt: Int[Array, "... D"]
+    ii: Float[Array, "... D"]
+    addl: Int[Array, "... D"]
+    ss: Bool[Array, "... D"]
+    order: Float[Array, "... D"]
+    epoch: Int[Array, "... D"]
+    mask: Bool[Array, "... D"]
+
+
+class Sampling(eqx.Module):
+    """Times at which concentrations are wanted, shape ``(..., O)``."""
+
+    time: Float[Array, "... O"]
+    order: Float[Array, "... O"]
+    epoch: Int[Array, "... O"]
+
+
+def expand_trains(doses: Doses) -> Doses:
+    """One entry per administered dose (``addl`` becomes 0), padded, in numpy.
+
+    The first dose of an SS=1 train keeps ``ss`` (with its ``ii``) so that an
+    ODE kernel can set the steady state before it; additional doses get
+    ``order = ADDL_ORDER``.
+    """
+    t = np.asarray(doses.time)
+    if t.ndim != 2:
+        raise ValueError("expand_trains expects doses of shape (N, D)")
+    addl = np.where(np.asarray(doses.mask), np.asarray(doses.addl), -1)
+    counts = (addl + 1).sum(axis=1)
+    width = max(int(counts.max()) if counts.size else 0, 1)
+    n = t.shape[0]
+    out = {
+        "time": np.zeros((n, width)),
+        "amt": np.zeros((n, width)),
+        "cmt": np.full((n, width), DEPOT, dtype=np.int64),
+        "ii": np.zeros((n, width)),
+        "addl": np.zeros((n, width), dtype=np.int64),
+        "ss": np.zeros((n, width), dtype=bool),
+        "order": np.full((n, width), ADDL_ORDER),
+        "epoch": np.full((n, width), -1, dtype=np.int64),
+        "mask": np.zeros((n, width), dtype=bool),
+    }
+    src = {name: np.asarray(getattr(doses, name)) for name in out}
+    for i in range(n):
+        j = 0
+        for d in range(t.shape[1]):
+            if addl[i, d] < 0:
+                continue
+            k = np.arange(addl[i, d] + 1)
+            sl = slice(j, j + k.size)
+            out["time"][i, sl] = src["time"][i, d] + k * src["ii"][i, d]
+            for name in ("amt", "cmt", "ii", "epoch", "mask"):
+                out[name][i, sl] = src[name][i, d]
+            out["order"][i, sl] = np.where(k == 0, src["order"][i, d], ADDL_ORDER)
+            out["ss"][i, sl] = (k == 0) & src["ss"][i, d]
+            j += k.size
+    return Doses(**{name: np.asarray(v) for name, v in out.items()})

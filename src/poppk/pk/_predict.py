@@ -1,0 +1,73 @@
+"""Population predictions for a dataset (no variability)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import jax
+import numpy as np
+
+from .._config import ensure_x64
+from ..errors import ModelSpecError
+from ..units import concentration_scale
+from ._base import AbstractPKModel, predict_subjects
+
+if TYPE_CHECKING:
+    from ..data import PKDataset
+
+
+def get_kernel(name: str, dose_unit: str = "mg", conc_unit: str = "mg/L", **options) -> AbstractPKModel:
+    """The kernel called ``name`` for data in the given units.
+
+    Examples
+    --------
+    >>> get_kernel("oral1cmt", "mg", "ng/mL").scale
+    1000.0
+    """
+    from . import KERNELS
+
+    try:
+        cls = KERNELS[name]
+    except KeyError:
+        raise ModelSpecError(f"unknown structural model {name!r}; choose one of {', '.join(KERNELS)}") from None
+    return cls(scale=concentration_scale(dose_unit, conc_unit), **options)
+
+
+@jax.jit
+def _run(model, params, doses, sampling):
+    return predict_subjects(model, params, doses, sampling)
+
+
+def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.ndarray:
+    """Concentrations at every non-dose record of ``data``, shape ``(N, O)``.
+
+    Parameters
+    ----------
+    model : AbstractPKModel or str
+        A kernel, or its name (then built for the data's units).
+    params : dict
+        Parameter name -> scalar (everyone) or array of shape ``(N,)``.
+    data : PKDataset
+
+    Examples
+    --------
+    >>> import poppk
+    >>> data = poppk.read_nonmem(poppk.datasets.path("theophylline"), warn=False)
+    >>> c = predict("oral1cmt", {"CL": 2.75, "V": 31.8, "KA": 1.59}, data)
+    >>> c.shape
+    (12, 11)
+    """
+    ensure_x64()
+    if isinstance(model, str):
+        model = get_kernel(model, data.dose_unit, data.conc_unit)
+    unknown = set(params) - set(model.parameters) - set(model.optional)
+    if unknown:
+        raise ModelSpecError(
+            f"{type(model).__name__} has no parameter(s) {', '.join(sorted(unknown))}; "
+            f"it takes {', '.join(model.parameters + tuple(model.optional))}"
+        )
+    missing = set(model.parameters) - set(params)
+    if missing:
+        raise ModelSpecError(f"{type(model).__name__} needs parameter(s) {', '.join(sorted(missing))}")
+    out = _run(model, dict(params), model.prepare(data.doses), data.sampling)
+    return np.where(np.asarray(data.present), np.asarray(out), np.nan)

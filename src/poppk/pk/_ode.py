@@ -67,7 +67,7 @@ class AbstractODEModel(AbstractPKModel):
     def prepare(self, doses: Doses) -> ODEDoses:
         return ODEDoses(each=expand_trains(doses), steady=_steady_records(doses))
 
-    def _solve(self, y0, t0, t1, p):
+    def _solve(self, y0, t0, t1, p, adjoint=None):
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, y, a: self.rhs(t, y, a)),
             diffrax.Tsit5(),
@@ -79,6 +79,7 @@ class AbstractODEModel(AbstractPKModel):
             stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
             max_steps=self.max_steps,
             throw=False,
+            adjoint=adjoint or diffrax.RecursiveCheckpointAdjoint(),
         )
         ok = sol.result == diffrax.RESULTS.successful
         return jnp.where(ok, sol.ys[-1], jnp.nan)
@@ -91,7 +92,8 @@ class AbstractODEModel(AbstractPKModel):
         dose = self._dose_vector(amt, cmt, f1)
 
         def cycle(trough, _):
-            return self._solve(trough + dose, 0.0, ii, p)
+            # DirectAdjoint: the implicit gradient of the fixed point needs forward mode too.
+            return self._solve(trough + dose, 0.0, ii, p, adjoint=diffrax.DirectAdjoint())
 
         solver = optx.FixedPointIteration(rtol=self.ss_rtol, atol=self.ss_rtol * 1e-3 * amt)
         sol = optx.fixed_point(cycle, solver, jnp.zeros(2), max_steps=self.ss_max_intervals, throw=False)

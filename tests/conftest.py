@@ -1,0 +1,30 @@
+"""Test configuration: JAX in float64, a helper to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m poppk.cli ARGS`` in a subprocess; return the completed process."""
+    env = dict(os.environ)
+    env.setdefault("MPLBACKEND", "Agg")
+    return subprocess.run(
+        [sys.executable, "-m", "poppk.cli", *args],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -74,8 +74,7 @@ def cmd_datasets(args) -> int:
 
     if args.action is None:
         for name in datasets.names():
-            info = datasets.CATALOG[name]
-            print(f"{name:<22} {info[1]}")
+            print(f"{name:<24} {datasets.CATALOG[name].description}")
         return 0
     if args.action != "export" or len(args.rest) != 2:
         raise PoppkError("usage: poppk datasets [export NAME FILE]")

@@ -63,7 +63,7 @@ def _parse_ids(raw: pd.Series) -> np.ndarray:
 
 
 def check_records(
-    frame: pd.DataFrame, *, lloq: float | None = None, source: str | None = None
+    frame: pd.DataFrame, *, lloq: float | None = None, source: str | None = None, sorted_times: bool = True
 ) -> tuple[pd.DataFrame, list[str]]:
     """Validate records and return them numeric, with every standard column filled.
 
@@ -76,6 +76,9 @@ def check_records(
         unit), used where the data have no LLOQ column.
     source : str, optional
         File name for messages.
+    sorted_times : bool
+        Whether TIME going backwards within an ID is a violation (NCA checks
+        it per subject instead, so one bad subject does not stop the rest).
 
     Returns
     -------
@@ -208,7 +211,7 @@ def check_records(
                              "sort the records by ID then TIME")
         first_block.setdefault(key, r)
     same_id = ~block_start
-    back = np.r_[False, same_id[1:] & (time[1:] < time[:-1])]
+    back = np.r_[False, same_id[1:] & (time[1:] < time[:-1])] & sorted_times
     v.where(back, "TIME", lambda r: f"TIME goes backwards within ID {id_key.iloc[r]} ({time[r - 1]:g} -> {time[r]:g})")
 
     dup_cols = [c for c in frame.columns]

@@ -1,19 +1,48 @@
-"""Bundled datasets: list them, find their files, load them."""
+"""Bundled datasets: list them, find their files, load them, export them.
+
+>>> from poppk import datasets
+>>> "lxi15029" in datasets.names()
+True
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 _HERE = Path(__file__).parent
 
-#: name -> (file, description, dose unit, concentration unit)
-CATALOG: dict[str, tuple[str, str, str, str]] = {
-    "theophylline": (
+
+@dataclass(frozen=True)
+class Entry:
+    """A bundled file: ``kind`` is ``records`` (NONMEM), ``table`` or ``json``."""
+
+    file: str
+    description: str
+    kind: str = "table"
+    dose_unit: str | None = None
+    conc_unit: str | None = None
+    lloq: float | None = None
+
+
+CATALOG: dict[str, Entry] = {
+    "lxi15029": Entry(
+        "lxi15029.csv",
+        "LXI-15029 phase I, reconstructed: 24 patients, 7 cohorts 10-150 mg BID (AMT mg, DV ng/mL, LLOQ 1)",
+        "records", "mg", "ng/mL", 1.0),
+    "lxi15029_ae": Entry("lxi15029_ae.csv", "LXI-15029 reconstructed: max CTCAE grade per adverse event and DLT"),
+    "lxi15029_truth": Entry("lxi15029_truth.json", "LXI-15029 reconstructed: generating model and true parameters",
+                            "json"),
+    "lxi15029_paper_table2": Entry("lxi15029_paper_table2.csv", "LXI-15029 paper, Table 2: adverse events by cohort"),
+    "lxi15029_paper_table3": Entry("lxi15029_paper_table3.csv", "LXI-15029 paper, Table 3: single-dose NCA by cohort"),
+    "lxi15029_paper_table4": Entry("lxi15029_paper_table4.csv",
+                                   "LXI-15029 paper, Table 4: steady-state NCA by cohort"),
+    "theophylline": Entry(
         "theophylline.csv",
-        "Theophylline single oral dose, 12 subjects (R datasets::Theoph; AMT = Dose x Wt in mg)",
-        "mg",
-        "mg/L",
-    ),
+        "Theophylline, single oral dose, 12 subjects (R datasets::Theoph; AMT = Dose x Wt in mg, DV mg/L)",
+        "records", "mg", "mg/L"),
 }
 
 
@@ -22,20 +51,43 @@ def names() -> list[str]:
     return list(CATALOG)
 
 
-def path(name: str) -> Path:
-    """Path of a bundled dataset's CSV file."""
+def _entry(name: str) -> Entry:
     from ..errors import PoppkError
 
     try:
-        return _HERE / CATALOG[name][0]
+        return CATALOG[name]
     except KeyError:
         raise PoppkError(f"no bundled dataset {name!r}; choose one of {', '.join(CATALOG)}") from None
 
 
-def export(name: str, target: str | Path) -> Path:
-    """Copy a bundled dataset's CSV to ``target`` (a file or folder)."""
-    import shutil
+def path(name: str) -> Path:
+    """Path of a bundled dataset's file."""
+    return _HERE / _entry(name).file
 
+
+def load(name: str, **kwargs):
+    """Load a bundled dataset: a :class:`~poppk.PKDataset` for NONMEM records
+    (in their declared units), a DataFrame for tables, a dict for JSON.
+
+    >>> load("theophylline").n_subjects
+    12
+    """
+    entry = _entry(name)
+    if entry.kind == "records":
+        from ..data import read_nonmem
+
+        kwargs.setdefault("warn", False)
+        return read_nonmem(path(name), dose_unit=entry.dose_unit, conc_unit=entry.conc_unit, lloq=entry.lloq,
+                           **kwargs)
+    if entry.kind == "json":
+        return json.loads(path(name).read_text())
+    import pandas as pd
+
+    return pd.read_csv(path(name))
+
+
+def export(name: str, target: str | Path) -> Path:
+    """Copy a bundled dataset's file to ``target`` (a file, or a folder to put it in)."""
     src = path(name)
     target = Path(target)
     if target.is_dir():

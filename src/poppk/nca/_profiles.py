@@ -30,7 +30,7 @@ def _apply_blq(t, c, blq, rule):
         return t, np.where(blq, 0.0, c)
     if rule == "drop":
         return t[~blq], c[~blq]
-    measured = np.flatnonzero(~blq)
+    measured = np.flatnonzero(~blq & (np.nan_to_num(c) > 0))
     first = measured[0] if measured.size else t.size
     keep = ~blq | (np.arange(t.size) < first)
     c = np.where(blq, 0.0, c)

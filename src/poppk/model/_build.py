@@ -1,0 +1,215 @@
+"""A ``ModelSpec`` and a ``PKDataset`` -> one NumPyro model function.
+
+The model is vectorised over subjects (no Python loop over subjects or
+doses): typical values, covariate effects and random effects give a
+``(N,)`` array per parameter; the kernel is ``vmap``ped over subjects; the
+likelihood is masked for padding and non-fitted records
+(``handlers.mask``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+
+from ..errors import ModelSpecError
+from ..pk import get_kernel, predict_subjects
+from ..units import CONC_UNITS, DOSE_UNITS
+from ._likelihood import PKResidual
+from ._spec import Covariate, ModelSpec
+
+#: Median fitted observations per subject from which ``auto`` chooses the centred parameterisation.
+RICH_DATA_OBS = 6
+
+
+def prior_median(spec_prior, dose_unit: str, conc_unit: str) -> float:
+    """The prior median converted from its stated unit to the data's units."""
+    unit = spec_prior.unit
+    if unit is None:
+        return spec_prior.median
+    if unit.endswith("/h"):  # amount per hour
+        return spec_prior.median * DOSE_UNITS[unit[:-2]] / DOSE_UNITS[dose_unit]
+    return spec_prior.median * CONC_UNITS[unit] / CONC_UNITS[conc_unit]
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """The model function, its data arguments and what was decided building it."""
+
+    fn: Callable
+    kwargs: dict[str, Any]
+    spec: ModelSpec
+    kernel: Any
+    parameterization: str
+    blq_method: str
+    sigma_scales: dict[str, float]
+    levels: dict[str, tuple] = field(default_factory=dict)
+    population: tuple[str, ...] = ()
+    prior_sd: dict[str, float] = field(default_factory=dict)
+    init_values: dict[str, Any] = field(default_factory=dict)
+
+
+def _covariate_values(data, cov: Covariate) -> np.ndarray:
+    if cov.kind == "dose":
+        amt = np.asarray(data.doses.amt)
+        first = np.argmax(np.asarray(data.doses.mask), axis=1)
+        return amt[np.arange(amt.shape[0]), first]
+    try:
+        values = np.asarray(data.covariate(cov.covariate))
+    except KeyError:
+        raise ModelSpecError(
+            f"covariate {cov.covariate} (effect on {cov.parameter}) is not in the data; "
+            f"the data have {', '.join(data.covariate_names) or 'no covariates'}") from None
+    missing = [data.ids[i] for i in np.flatnonzero(np.isnan(values))]
+    if missing:
+        raise ModelSpecError(f"covariate {cov.covariate} is missing for ID(s) {missing[:10]}")
+    if cov.kind == "power" and (values <= 0).any():
+        bad = [data.ids[i] for i in np.flatnonzero(values <= 0)]
+        raise ModelSpecError(f"covariate {cov.covariate} must be > 0 for a power effect; not so for ID(s) {bad[:10]}")
+    return values
+
+
+def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
+    fit = np.asarray(data.fit_mask)
+    blq = np.asarray(data.blq) & fit
+    if blq_method == "M3" and np.isnan(np.asarray(data.lloq)[blq]).any():
+        raise ModelSpecError("the BLQ method M3 needs an LLOQ for every BLQ record; add an LLOQ column or --lloq")
+    used = fit & ~blq  # fitted records with a measured value
+    if spec.error.model in ("proportional", "exponential"):
+        zero = predict_subjects(get_kernel("oral1cmt"), {"CL": 1.0, "V": 1.0, "KA": 1.0},
+                                data.doses, data.sampling)
+        before = (np.asarray(zero) <= 0) & used
+        if before.any():
+            rows = (np.asarray(data.row)[before] + 1).tolist()
+            raise ModelSpecError(
+                f"{len(rows)} fitted record(s) come before any dose (rows {rows[:10]}): their prediction is 0, "
+                f"which a {spec.error.model} error cannot fit; set MDV=1 on them or use an additive or combined error")
+    if spec.error.model == "exponential":
+        dv = np.asarray(data.dv)
+        bad = used & ~(dv > 0)
+        if bad.any():
+            rows = (np.asarray(data.row)[bad] + 1).tolist()
+            raise ModelSpecError(f"exponential error needs DV > 0; rows {rows[:10]} are not (flag them BLQ or MDV=1)")
+    if not fit.any():
+        raise ModelSpecError("the data have no fitted observations (EVID 0, MDV 0)")
+
+
+def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -> BuiltModel:
+    """Build the NumPyro model for ``spec`` on ``data``; checks the pair before any sampling."""
+    kernel = get_kernel(spec.kernel, data.dose_unit, data.conc_unit)
+    fit_mask = np.asarray(data.fit_mask)
+    has_blq = bool((np.asarray(data.blq) & fit_mask).any())
+    blq_method = spec.blq if spec.blq != "auto" else ("M3" if has_blq else "none")
+    _check_data(spec, data, blq_method, kernel)
+    censored = np.asarray(data.blq) & fit_mask & (blq_method == "M3")
+    mask = fit_mask & ~(np.asarray(data.blq) & (blq_method in ("M1", "none")))
+
+    par = parameterization or spec.iiv.parameterization
+    if par == "auto":
+        per_subject = np.median(mask.sum(axis=1))
+        par = "centered" if per_subject >= RICH_DATA_OBS else "noncentered"
+
+    dv = np.asarray(data.dv)
+    positive = dv[mask & ~censored & (dv > 0)]
+    lloq = np.asarray(data.lloq)[censored]
+    sigma_scales = {}
+    for s in spec.error.sigmas:
+        scale = spec.error.scale(s)
+        if scale == "auto":
+            scale = float(np.nanmedian(lloq)) if lloq.size else 0.1 * float(np.median(positive))
+        sigma_scales[s] = float(scale)
+
+    cov_values = {c.name: _covariate_values(data, c) for c in spec.covariates}
+    levels = {c.name: tuple(sorted(set(np.unique(cov_values[c.name])) - {c.reference}))
+              for c in spec.covariates if c.kind == "categorical"}
+    medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
+               for p in spec.parameters if p.prior is not None}
+    kernel_params = tuple(kernel.parameters) + tuple(k for k in kernel.optional if k in {p.name for p in spec.parameters})
+    iiv = spec.iiv.parameters
+    n_iiv = len(iiv)
+    block = spec.iiv.structure == "block" and n_iiv > 1
+    error_kind = spec.error.model
+
+    n_subjects = data.n_subjects
+
+    def model(doses, sampling, dv, mask, censored, lloq, covariates):
+        theta = {}
+        for p in spec.parameters:
+            if p.fixed is not None:
+                theta[p.name] = jnp.asarray(p.fixed)
+            else:
+                theta[p.name] = numpyro.sample(p.name, dist.LogNormal(jnp.log(medians[p.name]), p.prior.sd_log))
+        mu = {name: jnp.full((n_subjects,), jnp.log(theta[name])) for name in theta}
+        for c in spec.covariates:
+            x = covariates[c.name]
+            if c.kind == "categorical":
+                for lv in levels[c.name]:
+                    name = f"{c.name}_{lv:g}"
+                    beta = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(name, dist.Normal(c.mean, c.sd))
+                    mu[c.parameter] = mu[c.parameter] + beta * (x == lv)
+            else:
+                beta = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(c.name, dist.Normal(c.mean, c.sd))
+                mu[c.parameter] = mu[c.parameter] + beta * jnp.log(x / c.reference)
+        log_ind = dict(mu)
+        if n_iiv:
+            omega = jnp.stack([numpyro.sample(f"omega_{p}", dist.HalfNormal(s)) for p, s in zip(iiv, spec.iiv.omega)])
+            loc = jnp.stack([mu[p] for p in iiv], axis=-1)
+            if block:
+                corr = numpyro.sample("L_corr", dist.LKJCholesky(n_iiv, spec.iiv.lkj_eta))
+                tril = omega[:, None] * corr
+            with numpyro.plate("subject", n_subjects):
+                if par == "centered":
+                    if block:
+                        li = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril))
+                    else:
+                        li = numpyro.sample("log_ind", dist.Normal(loc, omega).to_event(1))
+                    eta = li - loc
+                else:
+                    z = numpyro.sample("eta_z", dist.Normal(jnp.zeros(n_iiv), 1.0).to_event(1))
+                    eta = z @ tril.T if block else z * omega
+            numpyro.deterministic("eta", eta)
+            for k, p in enumerate(iiv):
+                log_ind[p] = loc[:, k] + eta[:, k]
+        ind = {name: jnp.exp(log_ind[name]) for name in kernel_params}
+        for name in kernel_params:
+            numpyro.deterministic(f"{name}_i", ind[name])
+        pred = predict_subjects(kernel, ind, doses, sampling)
+        sig = {s: numpyro.sample(s, dist.HalfNormal(sigma_scales[s])) for s in spec.error.sigmas}
+        safe_pred = jnp.where(mask, pred, 1.0)
+        if error_kind in ("proportional", "exponential"):
+            safe_pred = jnp.maximum(safe_pred, 1e-30)
+        obs = None if dv is None else jnp.where(mask & ~censored, dv, jnp.where(censored, lloq, 1.0))
+        residual = PKResidual(safe_pred, error_kind, sd_add=sig.get("sigma_add", 0.0), sd_prop=sig.get("sigma_prop", 0.0),
+                              sd_log=sig.get("sigma_log", 0.0), lloq=jnp.where(censored, lloq, 1.0),
+                              censored=censored)
+        with handlers.mask(mask=mask):
+            numpyro.sample("DV", residual, obs=obs)
+
+    kwargs = dict(
+        doses=kernel.prepare(data.doses), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
+        mask=jnp.asarray(mask), censored=jnp.asarray(censored),
+        lloq=jnp.asarray(np.nan_to_num(np.asarray(data.lloq), nan=1.0)),
+        covariates={k: jnp.asarray(v, dtype=float) for k, v in cov_values.items()},
+    )
+    population = list(spec.estimated)
+    prior_sd = {p.name: p.prior.sd_log for p in spec.parameters if p.prior is not None}
+    for c in spec.covariates:
+        if c.fixed is None:
+            names = [f"{c.name}_{lv:g}" for lv in levels[c.name]] if c.kind == "categorical" else [c.name]
+            population += names
+            prior_sd.update({n: c.sd for n in names})
+    population += [f"omega_{p}" for p in iiv]
+    prior_sd.update({f"omega_{p}": s * np.sqrt(1 - 2 / np.pi) for p, s in zip(iiv, spec.iiv.omega)})
+    population += list(spec.error.sigmas)
+    prior_sd.update({s: v * np.sqrt(1 - 2 / np.pi) for s, v in sigma_scales.items()})
+    init = {p: medians[p] for p in medians}
+    init.update({f"omega_{p}": min(0.3, s) for p, s in zip(iiv, spec.iiv.omega)})
+    init.update({s: 0.5 * v for s, v in sigma_scales.items()})
+    return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
+                      prior_sd, init)

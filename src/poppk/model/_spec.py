@@ -1,0 +1,300 @@
+"""Model specifications: a small TOML format parsed into an immutable ``ModelSpec``.
+
+Format (see ``models/*.toml`` for commented examples)::
+
+    [model]
+    name = "oral1cmt"
+    kernel = "oral1cmt"                 # oral1cmt | oral1cmt_ode | oral1cmt_mm
+
+    [parameters]                        # typical values: log-normal prior (natural-scale
+    CL = { median = 10, sd_log = 1.5 }  # median, log-scale SD), optional unit, or fixed
+    F1 = { fixed = 1.0 }
+
+    [iiv]                               # log-normal between-subject variability
+    parameters = ["CL", "V", "KA"]
+    omega = 0.5                         # half-normal scale of each SD (number or table)
+    structure = "diagonal"              # or "block" (LKJ prior, lkj_eta)
+    parameterization = "auto"           # centered | noncentered | auto
+
+    [[covariates]]                      # kind: power | categorical | dose
+    parameter = "CL"
+    covariate = "WT"
+    kind = "power"
+    reference = 70
+    effect = { mean = 0.75, sd = 0.25 } # Normal prior, or fixed = 0.75
+
+    [error]
+    model = "proportional"              # additive | proportional | combined | exponential
+    sigma_prop = 0.3                    # half-normal scales; sigma_add may be "auto"
+
+    [blq]
+    method = "auto"                     # auto (M3 if the data have BLQ) | M3 | M1
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ModelSpecError
+from ..pk import KERNELS
+from ..units import CONC_UNITS, DOSE_UNITS
+
+ERROR_MODELS = {
+    "additive": ("sigma_add",),
+    "proportional": ("sigma_prop",),
+    "combined": ("sigma_add", "sigma_prop"),
+    "exponential": ("sigma_log",),
+}
+COVARIATE_KINDS = ("power", "categorical", "dose")
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Log-normal prior of a typical value: ``log(theta) ~ Normal(log(median), sd_log)``."""
+
+    median: float
+    sd_log: float
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    prior: Prior | None = None
+    fixed: float | None = None
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """A covariate effect on a typical value (log scale).
+
+    power: ``theta * log(cov / reference)``; categorical: ``theta_level`` for
+    each level other than ``reference``; dose: power on the subject's first
+    dose amount.
+    """
+
+    parameter: str
+    covariate: str
+    kind: str
+    reference: float
+    mean: float = 0.0
+    sd: float = 1.0
+    fixed: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.parameter}_{'DOSE' if self.kind == 'dose' else self.covariate}"
+
+
+@dataclass(frozen=True)
+class IIV:
+    parameters: tuple[str, ...] = ()
+    omega: tuple[float, ...] = ()
+    structure: str = "diagonal"
+    lkj_eta: float = 2.0
+    parameterization: str = "auto"
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    model: str = "proportional"
+    scales: tuple[tuple[str, float | str], ...] = ()
+
+    @property
+    def sigmas(self) -> tuple[str, ...]:
+        return ERROR_MODELS[self.model]
+
+    def scale(self, name: str) -> float | str:
+        return dict(self.scales)[name]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An immutable model specification (see the module docstring for the format)."""
+
+    name: str
+    kernel: str
+    parameters: tuple[Parameter, ...]
+    iiv: IIV = field(default_factory=IIV)
+    covariates: tuple[Covariate, ...] = ()
+    error: ErrorModel = field(default_factory=ErrorModel)
+    blq: str = "auto"
+    description: str = ""
+    source: str = "<spec>"
+    text: str = ""
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def estimated(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters if p.fixed is None)
+
+    def with_options(self, **changes) -> ModelSpec:
+        """A new spec with fields replaced (e.g. ``iiv=...``)."""
+        return replace(self, **changes)
+
+
+def _err(source: str, key: str, message: str) -> ModelSpecError:
+    return ModelSpecError(f"{source}: [{key}] {message}")
+
+
+def _positive(source, key, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _err(source, key, f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _number(source, key, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(source, key, f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _check_unit(source, key, unit):
+    if unit is None:
+        return None
+    known = set(CONC_UNITS) | {f"{d}/h" for d in DOSE_UNITS}
+    if unit not in known:
+        raise _err(source, key, f"unknown unit {unit!r}; use a concentration unit or DOSEUNIT/h")
+    return unit
+
+
+def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
+    """Parse TOML text into a :class:`ModelSpec`, raising :class:`ModelSpecError` with the key at fault."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelSpecError(f"{source}: not valid TOML: {exc}") from None
+    allowed = {"model", "parameters", "iiv", "covariates", "error", "blq"}
+    for key in raw:
+        if key not in allowed:
+            raise _err(source, key, f"unknown section; sections are {', '.join(sorted(allowed))}")
+    model = raw.get("model", {})
+    kernel = model.get("kernel")
+    if kernel not in KERNELS:
+        raise _err(source, "model.kernel", f"unknown structural model {kernel!r}; choose one of {', '.join(KERNELS)}")
+    kcls = KERNELS[kernel]
+    known = set(kcls.parameters) | set(kcls.optional)
+
+    params = []
+    table = raw.get("parameters", {})
+    for name, value in table.items():
+        key = f"parameters.{name}"
+        if name not in known:
+            raise _err(source, key, f"unknown parameter for {kernel}; it takes {', '.join(sorted(known))}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = {"fixed": value}
+        if not isinstance(value, dict):
+            raise _err(source, key, "must be a table like { median = 10, sd_log = 1 } or { fixed = 1 }")
+        extra = set(value) - {"median", "sd_log", "fixed", "unit"}
+        if extra:
+            raise _err(source, key, f"unknown key(s) {', '.join(sorted(extra))}")
+        if "fixed" in value:
+            params.append(Parameter(name, fixed=_number(source, key + ".fixed", value["fixed"])))
+        elif "median" in value and "sd_log" in value:
+            prior = Prior(_positive(source, key + ".median", value["median"]),
+                          _positive(source, key + ".sd_log", value["sd_log"]),
+                          _check_unit(source, key + ".unit", value.get("unit")))
+            params.append(Parameter(name, prior=prior))
+        else:
+            raise _err(source, key, "missing prior: give median and sd_log, or fixed")
+    names = {p.name for p in params}
+    for req in kcls.parameters:
+        if req not in names:
+            raise _err(source, f"parameters.{req}", f"missing: {kernel} needs a prior or fixed value for {req}")
+
+    iiv_raw = raw.get("iiv", {})
+    iiv_params = tuple(iiv_raw.get("parameters", ()))
+    for p in iiv_params:
+        if p not in names:
+            raise _err(source, "iiv.parameters", f"{p} is not a parameter of this model")
+    omega_raw = iiv_raw.get("omega", 0.5)
+    if isinstance(omega_raw, dict):
+        missing = [p for p in iiv_params if p not in omega_raw]
+        if missing:
+            raise _err(source, "iiv.omega", f"no scale for {', '.join(missing)}")
+        omega = tuple(_positive(source, f"iiv.omega.{p}", omega_raw[p]) for p in iiv_params)
+    else:
+        omega = tuple(_positive(source, "iiv.omega", omega_raw) for _ in iiv_params)
+    structure = iiv_raw.get("structure", "diagonal")
+    if structure not in ("diagonal", "block"):
+        raise _err(source, "iiv.structure", f"must be 'diagonal' or 'block', got {structure!r}")
+    par = iiv_raw.get("parameterization", "auto")
+    if par not in ("auto", "centered", "noncentered"):
+        raise _err(source, "iiv.parameterization", f"must be auto, centered or noncentered, got {par!r}")
+    iiv = IIV(iiv_params, omega, structure, _positive(source, "iiv.lkj_eta", iiv_raw.get("lkj_eta", 2.0)), par)
+
+    covs = []
+    for i, c in enumerate(raw.get("covariates", [])):
+        key = f"covariates[{i}]"
+        for req in ("parameter", "kind"):
+            if req not in c:
+                raise _err(source, key, f"missing '{req}'")
+        if c["parameter"] not in names:
+            raise _err(source, key + ".parameter", f"{c['parameter']} is not a parameter of this model")
+        kind = c["kind"]
+        if kind not in COVARIATE_KINDS:
+            raise _err(source, key + ".kind", f"must be one of {', '.join(COVARIATE_KINDS)}, got {kind!r}")
+        if kind != "dose" and "covariate" not in c:
+            raise _err(source, key, "missing 'covariate' (a column of the data)")
+        effect = c.get("effect", {"mean": 0.0, "sd": 1.0})
+        fixed = c.get("fixed")
+        if fixed is None and not ({"mean", "sd"} <= set(effect)):
+            raise _err(source, key + ".effect", "give { mean = ..., sd = ... } or fixed = ...")
+        ref_default = 0.0 if kind == "categorical" else None
+        ref = c.get("reference", ref_default)
+        if ref is None:
+            raise _err(source, key, "missing 'reference' (the covariate value of the typical subject)")
+        if kind != "categorical":
+            _positive(source, key + ".reference", ref)
+        covs.append(Covariate(c["parameter"], c.get("covariate", "DOSE"), kind, float(ref),
+                              float(effect.get("mean", 0.0)), _positive(source, key + ".effect.sd", effect.get("sd", 1.0)),
+                              None if fixed is None else _number(source, key + ".fixed", fixed)))
+
+    err_raw = raw.get("error", {})
+    emodel = err_raw.get("model", "proportional")
+    if emodel not in ERROR_MODELS:
+        raise _err(source, "error.model", f"must be one of {', '.join(ERROR_MODELS)}, got {emodel!r}")
+    extra = set(err_raw) - {"model", *ERROR_MODELS[emodel]}
+    if extra:
+        raise _err(source, "error", f"{', '.join(sorted(extra))} not used by the {emodel} model "
+                                     f"(it takes {', '.join(ERROR_MODELS[emodel])})")
+    defaults = {"sigma_add": "auto", "sigma_prop": 0.3, "sigma_log": 0.3}
+    scales = []
+    for s in ERROR_MODELS[emodel]:
+        v = err_raw.get(s, defaults[s])
+        scales.append((s, v if v == "auto" and s == "sigma_add" else _positive(source, f"error.{s}", v)))
+    blq = raw.get("blq", {}).get("method", "auto")
+    if blq not in ("auto", "M3", "M1"):
+        raise _err(source, "blq.method", f"must be auto, M3 or M1, got {blq!r}")
+    return ModelSpec(
+        name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
+        covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales)), blq=blq,
+        description=str(model.get("description", "")), source=source, text=text,
+    )
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """A spec by name (``models/NAME.toml``, bundled) or from a TOML file path.
+
+    >>> load_spec("oral1cmt").kernel
+    'oral1cmt'
+    """
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        candidates = [MODELS_DIR / f"{name_or_path}.toml"]
+        path = next((c for c in candidates if c.exists()), None)
+        if path is None:
+            available = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+            raise ModelSpecError(f"no model {name_or_path!r}; bundled models: {', '.join(available)}, "
+                                 "or give a path to a .toml file")
+    if not path.exists():
+        raise ModelSpecError(f"no such model file: {path}")
+    return parse_spec(path.read_text(), source=str(path))

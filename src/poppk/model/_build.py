@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -26,6 +27,17 @@ from ._spec import Covariate, ModelSpec
 
 #: Median fitted observations per subject from which ``auto`` chooses the centred parameterisation.
 RICH_DATA_OBS = 6
+#: Steepness of the soft wall that keeps the typical KA above the elimination rate constant.
+FLIP_FLOP_WALL = 10.0
+
+
+def elimination_rate(theta: dict, scale: float):
+    """Typical first-order elimination rate constant (1/h): CL/V, or VMAX/(KM V) at low concentration."""
+    if "CL" in theta:
+        return theta["CL"] / theta["V"]
+    if "VMAX" in theta:
+        return theta["VMAX"] * scale / (theta["KM"] * theta["V"])
+    return None
 
 
 def prior_median(spec_prior, dose_unit: str, conc_unit: str) -> float:
@@ -145,6 +157,11 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -
                 theta[p.name] = jnp.asarray(p.fixed)
             else:
                 theta[p.name] = numpyro.sample(p.name, dist.LogNormal(jnp.log(medians[p.name]), p.prior.sd_log))
+        if spec.flip_flop == "exclude" and "KA" in theta:
+            k = elimination_rate(theta, kernel.scale)
+            if k is not None:
+                # Flip-flop (KA < K) fits oral data as well as KA > K: keep the typical values in the usual mode.
+                numpyro.factor("no_flip_flop", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(theta["KA"] / k)))
         mu = {name: jnp.full((n_subjects,), jnp.log(theta[name])) for name in theta}
         for c in spec.covariates:
             x = covariates[c.name]
@@ -177,6 +194,11 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -
             for k, p in enumerate(iiv):
                 log_ind[p] = loc[:, k] + eta[:, k]
         ind = {name: jnp.exp(log_ind[name]) for name in kernel_params}
+        if spec.flip_flop == "exclude" and "KA" in iiv:
+            k_i = elimination_rate(ind, kernel.scale)
+            if k_i is not None:
+                # ... and each subject's too (with IIV on KA a subject can flip on its own).
+                numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind["KA"] / k_i)).sum())
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
         pred = predict_subjects(kernel, ind, doses, sampling)

@@ -5,6 +5,7 @@ Format (see ``models/*.toml`` for commented examples)::
     [model]
     name = "oral1cmt"
     kernel = "oral1cmt"                 # oral1cmt | oral1cmt_ode | oral1cmt_mm
+    flip_flop = "exclude"               # exclude (typical KA > K) | allow
 
     [parameters]                        # typical values: log-normal prior (natural-scale
     CL = { median = 10, sd_log = 1.5 }  # median, log-scale SD), optional unit, or fixed
@@ -122,6 +123,7 @@ class ModelSpec:
     covariates: tuple[Covariate, ...] = ()
     error: ErrorModel = field(default_factory=ErrorModel)
     blq: str = "auto"
+    flip_flop: str = "exclude"
     description: str = ""
     source: str = "<spec>"
     text: str = ""
@@ -274,8 +276,11 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
     blq = raw.get("blq", {}).get("method", "auto")
     if blq not in ("auto", "M3", "M1"):
         raise _err(source, "blq.method", f"must be auto, M3 or M1, got {blq!r}")
+    flip = model.get("flip_flop", "exclude")
+    if flip not in ("exclude", "allow"):
+        raise _err(source, "model.flip_flop", f"must be 'exclude' or 'allow', got {flip!r}")
     return ModelSpec(
-        name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
+        flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
         covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
     )

@@ -1,0 +1,312 @@
+"""Bayesian population fits: ``fit(data, spec) -> Fit``.
+
+A :class:`Fit` wraps an ArviZ ``xarray.DataTree`` (posterior, sample stats,
+log likelihood, posterior predictive, observed and constant data) with the
+spec and the dataset it was fitted to. ``Fit.save(dir)`` writes the fit
+folder of DESIGN.md; :func:`load_fit` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._config import ensure_x64
+from ._fitsummary import convergence, individual_table, shrinkage, summarise
+from .data import PKDataset
+from .errors import FitError, ModelSpecError
+from .model import ModelSpec, build_model, load_spec
+
+#: Draws processed at once when computing predictions and log likelihoods.
+CHUNK = 250
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted model: posterior DataTree, spec, data and run information."""
+
+    tree: xr.DataTree
+    spec: ModelSpec
+    data: PKDataset
+    info: dict = field(default_factory=dict)
+
+    # -- tables -------------------------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Population parameters: mean, sd, 5/50/95% quantiles, ESS, R-hat, CV%, prior SD ratio."""
+        return summarise(self.tree, list(self.info["population"]), self.info["prior_sd"], set(self.info["log_scale"]))
+
+    def individual(self) -> pd.DataFrame:
+        """Per subject: posterior median and 90% interval of each individual parameter."""
+        return individual_table(self.tree, self.data.ids, list(self.info["kernel_params"]))
+
+    def diagnostics(self) -> dict:
+        """Convergence diagnostics and warnings, shrinkage, and how the fit was run."""
+        out = convergence(self.tree, self.summary())
+        out["shrinkage"] = shrinkage(self.tree, list(self.spec.iiv.parameters))
+        out["flip_flop_chains"] = self._flip_flop_chains()
+        if out["flip_flop_chains"]:
+            out["warnings"].append(f"chain(s) {out['flip_flop_chains']} sit in the flip-flop mode (median KA < CL/V)")
+            out["converged"] = False
+        out["run"] = {k: v for k, v in self.info.items() if k not in ("population", "prior_sd", "log_scale")}
+        return out
+
+    def _flip_flop_chains(self) -> list[int]:
+        post = self.tree["posterior"]
+        if not {"KA", "CL", "V"} <= set(post.data_vars):
+            return []
+        ka = np.median(post["KA"].values, axis=1)
+        k = np.median((post["CL"] / post["V"]).values, axis=1)
+        return [int(c) for c in np.flatnonzero(ka < k)]
+
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of ``name`` with chains merged: shape ``(S, ...)``."""
+        x = np.asarray(self.tree["posterior"][name].values)
+        return x.reshape(-1, *x.shape[2:])
+
+    def individual_draws(self, n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+        """Individual parameter draws ``{name: (S, N)}`` (``n`` draws at random if given)."""
+        out = {p: self.draws(f"{p}_i") for p in self.info["kernel_params"]}
+        total = next(iter(out.values())).shape[0]
+        if n is not None and n < total:
+            idx = np.random.default_rng(seed).choice(total, n, replace=False)
+            out = {k: v[idx] for k, v in out.items()}
+        return out
+
+    def predict(self, data: PKDataset | None = None, *, n_draws: int = 200, seed: int = 0,
+                quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+        """Individual predictions (posterior quantiles, no residual error) at every record of ``data``.
+
+        ``data`` holds the same subjects with any dose and sampling records
+        (default: the fitted data); predictions come from each subject's
+        posterior draws through the same dosing engine as the fit.
+        """
+        from .pk import get_kernel, predict_subjects
+
+        data = self.data if data is None else data
+        if tuple(data.ids) != tuple(self.data.ids):
+            raise FitError("predict needs the fitted subjects, in the same order")
+        kernel = get_kernel(self.spec.kernel, data.dose_unit, data.conc_unit)
+        params = self.individual_draws(n_draws, seed)
+        doses = kernel.prepare(data.doses)
+        run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, doses, data.sampling)))
+        conc = np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
+                               for i in range(0, len(next(iter(params.values()))), CHUNK)])
+        q = np.quantile(conc, quantiles, axis=0)
+        present = np.asarray(data.present)
+        frame = pd.DataFrame({
+            "ID": np.repeat(np.asarray(data.ids, dtype=object), present.shape[1])[present.ravel()],
+            "TIME": np.asarray(data.sampling.time)[present],
+            "DV": np.asarray(data.dv)[present],
+        })
+        for qq, arr in zip(quantiles, q):
+            frame[f"IPRED_q{round(100 * qq):d}"] = arr[present]
+        return frame
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        from ._fitio import save_fit
+
+        return save_fit(self, folder, force=force)
+
+
+def _initial_params(built, chains: int, rng: np.random.Generator):
+    """Unconstrained starting points per chain: prior medians (typical values), a modest
+    omega and sigma, random effects at 0, each jittered by up to +-20%."""
+    from numpyro.infer.initialization import init_to_value
+    from numpyro.infer.util import initialize_model
+
+    per_chain = []
+    for c in range(chains):
+        values = {k: float(v) * float(np.exp(rng.uniform(-0.2, 0.2))) for k, v in built.init_values.items()}
+        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        info, *_ = initialize_model(key, built.fn, model_kwargs=built.kwargs,
+                                    init_strategy=init_to_value(values=values))
+        z = dict(info.z)
+        for name in ("eta_z",):
+            if name in z:
+                z[name] = jnp.asarray(rng.normal(0, 0.1, np.shape(z[name])))
+        if "log_ind" in z:
+            z["log_ind"] = z["log_ind"] + jnp.asarray(rng.normal(0, 0.1, np.shape(z["log_ind"])))
+        per_chain.append(z)
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_chain)
+
+
+def _pointwise(built, samples: dict, n: int):
+    """Log likelihood and posterior predictive DV per draw, in chunks: (S, N, O) each."""
+    from numpyro.infer import Predictive
+    from numpyro.infer.util import log_likelihood
+
+    kw = built.kwargs
+    ll_fn = jax.jit(lambda s: log_likelihood(built.fn, s, **kw)["DV"])
+
+    @jax.jit
+    def pp_fn(key, s):
+        return Predictive(built.fn, posterior_samples=s, return_sites=["DV"])(key, **{**kw, "dv": None})["DV"]
+
+    lls, pps = [], []
+    key = jax.random.PRNGKey(n)
+    for i in range(0, next(iter(samples.values())).shape[0], CHUNK):
+        part = {k: v[i:i + CHUNK] for k, v in samples.items()}
+        key, sub = jax.random.split(key)
+        lls.append(np.asarray(ll_fn(part)))
+        pps.append(np.asarray(pp_fn(sub, part)))
+    return np.concatenate(lls), np.concatenate(pps)
+
+
+def fit(
+    data: PKDataset,
+    spec: ModelSpec | str,
+    *,
+    chains: int = 4,
+    warmup: int = 1000,
+    samples: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    parameterization: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Fit:
+    """Fit ``spec`` to ``data`` by NUTS (NumPyro) with several chains.
+
+    Parameters
+    ----------
+    data : PKDataset
+    spec : ModelSpec or str
+        A spec, a bundled model name (``"oral1cmt"``) or a TOML path.
+    chains, warmup, samples : int
+        Chains run in parallel when JAX has as many devices (on CPU call
+        :func:`poppk.set_host_devices` before anything else; the CLI does),
+        otherwise one after the other.
+    seed : int
+        Same data, spec and seed give the same draws on the same machine.
+    target_accept : float
+        NUTS target acceptance probability (raise towards 0.95 on divergences).
+    parameterization : {"centered", "noncentered"}, optional
+        Overrides the spec's ``iiv.parameterization``.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> data = poppk.datasets.load("theophylline")
+    >>> f = poppk.fit(data, "oral1cmt_additive", chains=1, warmup=50, samples=50, progress=False)
+    >>> sorted(f.summary().parameter)[:3]
+    ['CL', 'KA', 'V']
+    """
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+
+    ensure_x64()
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    if not isinstance(data, PKDataset):
+        raise ModelSpecError("fit() needs a PKDataset (see poppk.read_nonmem)")
+    built = build_model(spec, data, parameterization=parameterization)
+    rng = np.random.default_rng(seed)
+    init = _initial_params(built, chains, rng)
+    method = "parallel" if jax.local_device_count() >= chains else "sequential"
+    nuts = NUTS(built.fn, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
+    mcmc = MCMC(nuts, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+                progress_bar=progress)
+    start = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(seed), init_params=init, extra_fields=("num_steps", "diverging"), **built.kwargs)
+    sampled = time.perf_counter() - start
+    tree = _to_tree(mcmc, built, data)
+    info = {
+        "population": list(built.population), "prior_sd": built.prior_sd,
+        "log_scale": [p.name for p in spec.parameters if p.prior is not None],
+        "kernel_params": [k[:-2] for k in mcmc.get_samples() if k.endswith("_i")],
+        "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
+        "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
+        "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
+        "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
+        "dose_unit": data.dose_unit, "conc_unit": data.conc_unit,
+        "versions": _versions(numpyro), "command": command or " ".join(sys.argv),
+    }
+    return Fit(tree, spec, data, info)
+
+
+def _versions(numpyro) -> dict:
+    import arviz
+
+    from . import __version__
+
+    return {"poppk": __version__, "jax": jax.__version__, "numpyro": numpyro.__version__, "arviz": arviz.__version__,
+            "python": sys.version.split()[0]}
+
+
+def _to_tree(mcmc, built, data: PKDataset) -> xr.DataTree:
+    import arviz as az
+
+    ids = list(data.ids)
+    iiv = list(built.spec.iiv.parameters)
+    coords = {"subject": ids, "iiv_param": iiv}
+    dims = {"eta": ["subject", "iiv_param"], "log_ind": ["subject", "iiv_param"], "eta_z": ["subject", "iiv_param"]}
+    grouped = mcmc.get_samples(group_by_chain=True)
+    for name in grouped:
+        if name.endswith("_i"):
+            dims[name] = ["subject"]
+    if "L_corr" in grouped:
+        coords["iiv_param_b"] = iiv
+        dims["L_corr"] = ["iiv_param", "iiv_param_b"]
+    tree = az.from_numpyro(mcmc, coords=coords, dims=dims, log_likelihood=False)
+    for group in ("observed_data", "log_likelihood", "posterior_predictive"):
+        if group in tree.children:
+            del tree[group]
+    chains, draws = next(iter(grouped.values())).shape[:2]
+    flat = mcmc.get_samples()
+    ll, pp = _pointwise(built, flat, chains * draws)
+    mask = np.asarray(built.kwargs["mask"])
+    sub, col = np.nonzero(mask)
+    obs = np.arange(sub.size)
+    sel = lambda a: a[:, sub, col].reshape(chains, draws, sub.size)  # noqa: E731
+    obs_coords = {"obs": obs}
+    tree["log_likelihood"] = xr.DataTree(xr.Dataset({"DV": (("chain", "draw", "obs"), sel(ll))}, coords=obs_coords))
+    tree["posterior_predictive"] = xr.DataTree(
+        xr.Dataset({"DV": (("chain", "draw", "obs"), sel(pp))}, coords=obs_coords))
+    dv = np.asarray(data.dv)[sub, col]
+    tree["observed_data"] = xr.DataTree(xr.Dataset({"DV": (("obs",), dv)}, coords=obs_coords))
+    const = {
+        "ID": (("obs",), np.asarray([str(ids[s]) for s in sub])),
+        "subject_index": (("obs",), sub),
+        "TIME": (("obs",), np.asarray(data.sampling.time)[sub, col]),
+        "BLQ": (("obs",), np.asarray(built.kwargs["censored"])[sub, col]),
+        "LLOQ": (("obs",), np.asarray(data.lloq)[sub, col]),
+        "ROW": (("obs",), np.asarray(data.row)[sub, col]),
+    }
+    for k, name in enumerate(data.covariate_names):
+        const[name] = (("subject",), np.asarray(data.covariates)[:, k])
+    tree["constant_data"] = xr.DataTree(xr.Dataset(const, coords={**obs_coords, "subject": [str(i) for i in ids]}))
+    return tree
+
+
+def load_fit(folder: str | Path) -> Fit:
+    """Read a fit folder written by :meth:`Fit.save` (or ``poppk fit``)."""
+    from ._fitio import load_fit as _load
+
+    return _load(folder)
+
+
+__all__ = ["Fit", "fit", "load_fit"]
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, default=_json_default)

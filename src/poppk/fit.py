@@ -96,7 +96,7 @@ class Fit:
             raise FitError("predict needs the fitted subjects, in the same order")
         kernel = get_kernel(self.spec.kernel, data.dose_unit, data.conc_unit)
         params = self.individual_draws(n_draws, seed)
-        doses = kernel.prepare(data.doses)
+        doses = kernel.prepare(data.doses, data.sampling)
         run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, doses, data.sampling)))
         conc = np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
                                for i in range(0, len(next(iter(params.values()))), CHUNK)])

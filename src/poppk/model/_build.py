@@ -214,7 +214,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -
             numpyro.sample("DV", residual, obs=obs)
 
     kwargs = dict(
-        doses=kernel.prepare(data.doses), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
+        doses=kernel.prepare(data.doses, data.sampling), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
         mask=jnp.asarray(mask), censored=jnp.asarray(censored),
         lloq=jnp.asarray(np.nan_to_num(np.asarray(data.lloq), nan=1.0)),
         covariates={k: jnp.asarray(v, dtype=float) for k, v in cov_values.items()},

@@ -37,8 +37,11 @@ class AbstractPKModel(eqx.Module):
     #: Units of each parameter (amount and concentration units are the data's).
     units: ClassVar[dict[str, str]] = {}
 
-    def prepare(self, doses: Doses) -> Any:
-        """Dose records (N, D) -> what :meth:`concentrations` consumes (outside jit)."""
+    def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Any:
+        """Dose records (N, D) -> what :meth:`concentrations` consumes (outside jit).
+
+        ``sampling`` lets a kernel choose a faster path the data allow.
+        """
         return doses
 
     @abc.abstractmethod

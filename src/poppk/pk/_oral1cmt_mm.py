@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax.numpy as jnp
-
 from ._ode import AbstractODEModel
 
 
@@ -22,7 +20,6 @@ class Oral1CmtMM(AbstractODEModel):
     parameters: ClassVar[tuple[str, ...]] = ("VMAX", "KM", "V", "KA")
     units: ClassVar[dict[str, str]] = {"VMAX": "amount/h", "KM": "conc", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
 
-    def rhs(self, t, y, p):
-        absorbed = p["KA"] * y[0]
-        conc = self.scale * y[1] / p["V"]
-        return jnp.stack([-absorbed, absorbed - p["VMAX"] * conc / (p["KM"] + conc)])
+    def elimination(self, central, p):
+        conc = self.scale * central / p["V"]
+        return p["VMAX"] * conc / (p["KM"] + conc)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax.numpy as jnp
-
 from ._ode import AbstractODEModel
 
 
@@ -15,6 +13,5 @@ class Oral1CmtODE(AbstractODEModel):
     parameters: ClassVar[tuple[str, ...]] = ("CL", "V", "KA")
     units: ClassVar[dict[str, str]] = {"CL": "L/h", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
 
-    def rhs(self, t, y, p):
-        absorbed = p["KA"] * y[0]
-        return jnp.stack([-absorbed, absorbed - p["CL"] / p["V"] * y[1]])
+    def elimination(self, central, p):
+        return p["CL"] / p["V"] * central

@@ -69,5 +69,5 @@ def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.n
     missing = set(model.parameters) - set(params)
     if missing:
         raise ModelSpecError(f"{type(model).__name__} needs parameter(s) {', '.join(sorted(missing))}")
-    out = _run(model, dict(params), model.prepare(data.doses), data.sampling)
+    out = _run(model, dict(params), model.prepare(data.doses, data.sampling), data.sampling)
     return np.where(np.asarray(data.present), np.asarray(out), np.nan)

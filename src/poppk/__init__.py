@@ -1,14 +1,21 @@
 """poppk: Bayesian population pharmacokinetics in JAX.
 
 The public API. Submodules with their own documented namespaces:
-:mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.datasets`, :mod:`poppk.units`.
+:mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.model`, :mod:`poppk.nca`,
+:mod:`poppk.datasets`, :mod:`poppk.units`.
+
+Nothing here changes JAX's configuration on import; the functions that
+compute switch JAX to float64 when they run.
 """
 
 from . import data as data
 from . import datasets as datasets
+from . import model as model
+from . import nca as nca
 from . import pk as pk
 from . import units as units
 from ._config import set_host_devices as set_host_devices
+from .compare import compare_fits as compare_fits
 from .data import DatasetWarning as DatasetWarning
 from .data import PKDataset as PKDataset
 from .data import from_frame as from_frame
@@ -17,11 +24,18 @@ from .errors import DatasetError as DatasetError
 from .errors import FitError as FitError
 from .errors import ModelSpecError as ModelSpecError
 from .errors import PoppkError as PoppkError
+from .fit import Fit as Fit
+from .fit import fit as fit
+from .fit import load_fit as load_fit
+from .model import ModelSpec as ModelSpec
+from .model import load_spec as load_spec
+from .nca import compute_nca as compute_nca
 from .pk import predict as predict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DatasetError", "DatasetWarning", "FitError", "ModelSpecError", "PKDataset", "PoppkError",
-    "data", "datasets", "from_frame", "pk", "predict", "read_nonmem", "set_host_devices", "units",
+    "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",
+    "compare_fits", "compute_nca", "data", "datasets", "fit", "from_frame", "load_fit", "load_spec", "model", "nca",
+    "pk", "predict", "read_nonmem", "set_host_devices", "units",
 ]

@@ -113,6 +113,19 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _demo_devices(args) -> None:
+    from ._config import set_host_devices
+
+    set_host_devices(4)  # the demo's fits run 4 chains
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick)
+    return 0
+
+
 def add_commands(sub) -> None:
     from .cli import _data_args
 
@@ -139,6 +152,11 @@ def add_commands(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing fit folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit, before_jax=_set_devices)
+
+    p = sub.add_parser("demo", help="the workflow on the bundled example trial")
+    p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
+    p.add_argument("--quick", action="store_true", help="fewer draws, linear model only (a few minutes)")
+    p.set_defaults(func=cmd_demo, before_jax=_demo_devices)
 
     p = sub.add_parser("compare", help="PSIS-LOO comparison of fit folders")
     p.add_argument("fits", nargs="+", help="fit folders")

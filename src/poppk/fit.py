@@ -136,6 +136,8 @@ def _initial_params(built, chains: int, rng: np.random.Generator):
         if "log_ind" in z:
             z["log_ind"] = z["log_ind"] + jnp.asarray(rng.normal(0, 0.1, np.shape(z["log_ind"])))
         per_chain.append(z)
+    if chains == 1:  # NumPyro takes a single chain's parameters without the chain axis
+        return per_chain[0]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_chain)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax import random
 from jax.scipy.special import log_ndtr
 from numpyro.distributions import constraints
 
-_LOG_2PI = jnp.log(2 * jnp.pi)
+_LOG_2PI = math.log(2 * math.pi)
 
 
 class PKResidual(dist.Distribution):

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from .errors import FitError, PoppkError
@@ -76,5 +75,4 @@ def load_fit(folder: str | Path):
     if not needed <= set(tree.children):
         raise FitError(f"{folder}/posterior.nc lacks group(s) {', '.join(sorted(needed - set(tree.children)))}")
     info["prior_sd"] = {k: float(v) for k, v in info.get("prior_sd", {}).items()}
-    _ = np  # numpy kept for callers extending this module
     return Fit(tree, spec, data, info)

@@ -106,12 +106,10 @@ class NCAResult:
         for kind in ("single", "ss"):
             if not (prof["profile"] == kind).any():
                 continue
-            first = "Cmax" if kind == "single" else "Cmax_ss"
             n_row = {"parameter": "n" if kind == "single" else "n_ss", "statistic": "count", "unit": ""}
             for lv in levels:
                 n_row[label[lv]] = int(((prof["profile"] == kind) & (prof[group] == lv)).sum())
             rows.append(n_row)
-            del first
             for col, name in GEOMETRIC[kind]:
                 add(name, "geomean", units[col], geometric_mean, kind, col)
                 add(name, "geocv_pct", "%", geometric_cv, kind, col)
@@ -221,11 +219,8 @@ def _accumulation(table: pd.DataFrame) -> pd.DataFrame:
             continue
         s = single.iloc[0]
         for idx, r in g[g["profile"] == "ss"].iterrows():
-            auc_tau_1 = auc_to(s["_t"], s["_c"], r["tau"], "lin-up/log-down", s["lambda_z"])
-            last = np.flatnonzero(s["_c"] > 0)
-            if last.size:
-                t1, c1 = s["_t"][: last[-1] + 1], s["_c"][: last[-1] + 1]
-                auc_tau_1 = auc_to(t1, c1, r["tau"], "lin-up/log-down", s["lambda_z"])
+            last = np.flatnonzero(s["_c"] > 0)[-1] + 1  # up to Clast, then extrapolated with lambda_z
+            auc_tau_1 = auc_to(s["_t"][:last], s["_c"][:last], r["tau"], "lin-up/log-down", s["lambda_z"])
             table.loc[idx, "Rac_Cmax"] = r["Cmax"] / s["Cmax"]
             table.loc[idx, "Rac_AUC"] = r["AUCtau"] / auc_tau_1 if auc_tau_1 > 0 else np.nan
     return table

@@ -125,16 +125,41 @@ def test_closed_form_matches_ode(case, tlag):
     data = dataset(frame(ODE_CASES[case], t))
     params = {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": tlag, "F1": 0.8}
     closed = predict("oral1cmt", params, data)[0]
-    ode = predict(Oral1CmtODE(rtol=1e-11, atol=1e-14, max_steps=4096), params, data)[0]
+    ode = predict(Oral1CmtODE(rtol=1e-11, atol=1e-14, max_steps=4096, grid=0), params, data)[0]
     assert (closed > 0).sum() > 5
     np.testing.assert_allclose(ode, closed, rtol=1e-6, atol=1e-12 * closed.max())
+
+
+@pytest.mark.parametrize("case", list(ODE_CASES), ids=list(ODE_CASES))
+@pytest.mark.parametrize("kernel,params", [
+    (Oral1CmtODE, {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.7, "F1": 0.8}),
+    (Oral1CmtMM, {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 4.0, "TLAG": 0.7}),
+], ids=["linear", "mm"])
+def test_fixed_grid_solver_matches_adaptive_reference(case, kernel, params):
+    # Reference: the same ODE by diffrax's adaptive Tsit5 at rtol 1e-11 (itself checked against the closed form).
+    t = np.array([0.25, 0.5, 1, 2, 3, 6, 6.5, 9, 12, 13, 20, 29, 30, 30.5, 31, 36, 40, 48])
+    data = dataset(frame(ODE_CASES[case], t))
+    ref = predict(kernel(rtol=1e-11, atol=1e-14, max_steps=4096, grid=0), params, data)[0]
+    grid = predict(kernel(), params, data)[0]
+    np.testing.assert_allclose(grid, ref, rtol=5e-4, atol=1e-9 * ref.max())
+
+
+def test_fixed_grid_solver_on_the_bundled_trial():
+    # The generating model's own individual parameters (lxi15029_truth.json), adaptive reference as above.
+    data = poppk.datasets.load("lxi15029")
+    truth = poppk.datasets.load("lxi15029_truth")["individual"]
+    p = {k: np.asarray(truth[k]) for k in ("VMAX", "KM", "V", "KA")}
+    ref = predict(Oral1CmtMM(scale=1000.0, rtol=1e-11, atol=1e-14, max_steps=4096, grid=0), p, data)
+    grid = predict(Oral1CmtMM(scale=1000.0), p, data)
+    ok = np.isfinite(ref) & (ref > 0.01)  # 1% of the LLOQ
+    np.testing.assert_allclose(grid[ok], ref[ok], rtol=5e-4)
 
 
 def test_theophylline_closed_form_matches_ode():
     data = poppk.read_nonmem(poppk.datasets.path("theophylline"), warn=False)
     p = {"CL": 2.75, "V": 31.8, "KA": 1.59}
     closed = predict("oral1cmt", p, data)
-    ode = predict(Oral1CmtODE(rtol=1e-11, atol=1e-14, max_steps=4096), p, data)
+    ode = predict(Oral1CmtODE(rtol=1e-11, atol=1e-14, max_steps=4096, grid=0), p, data)
     ok = np.asarray(data.present)
     np.testing.assert_allclose(ode[ok], closed[ok], rtol=1e-6, atol=1e-12)
 
@@ -203,7 +228,7 @@ def test_mm_with_large_km_is_linear():
     t = np.array([0.5, 1, 2, 4, 8, 12, 24, 30])
     data = dataset(frame([(0, 100, 1, 12, 2, 0)], t))
     km = 1e7  # concentrations are ~1 mg/L
-    mm = predict(Oral1CmtMM(rtol=1e-11, atol=1e-14, max_steps=4096), {"VMAX": 2.0 * km, "KM": km, "V": 20.0, "KA": 1.2}, data)[0]
+    mm = predict(Oral1CmtMM(rtol=1e-11, atol=1e-14, max_steps=4096, grid=0), {"VMAX": 2.0 * km, "KM": km, "V": 20.0, "KA": 1.2}, data)[0]
     lin = predict("oral1cmt", P, data)[0]
     np.testing.assert_allclose(mm, lin, rtol=1e-6)
 
@@ -231,9 +256,10 @@ def test_mm_steady_state_matches_long_dosing():
 
 @pytest.mark.parametrize("kernel,params", [
     (Oral1Cmt(), {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}),
-    (Oral1CmtODE(rtol=1e-10, atol=1e-13, max_steps=1024), {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}),
-    (Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024), {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}),
-])
+    (Oral1CmtODE(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0), {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}),
+    (Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0), {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}),
+    (Oral1CmtMM(), {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}),
+], ids=["closed", "ode_adaptive", "mm_adaptive", "mm_grid"])
 def test_gradients_are_finite_and_match_finite_differences(kernel, params):
     data = dataset(frame([(0, 100, 1, 12, 3, 1), (50, 40, 1, 0, 0, 0)], [0.5, 1, 2, 6, 13, 30, 51, 55]))
     doses = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[0], kernel.prepare(data.doses))

@@ -1,4 +1,4 @@
-"""Commands beyond predict/datasets: NCA (and, as they land, fit, report, ...)."""
+"""Commands beyond predict/datasets: nca, fit, compare, report, demo."""
 
 from __future__ import annotations
 
@@ -113,6 +113,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.dir, n_sims=args.n_sims, seed=args.seed, x=args.x, by=args.by)
+    print(f"wrote {path} and {Path(args.dir) / 'plots'}/*.png (vpc.csv, npde.csv beside them)")
+    return 0
+
+
 def _demo_devices(args) -> None:
     from ._config import set_host_devices
 
@@ -162,3 +170,11 @@ def add_commands(sub) -> None:
     p.add_argument("fits", nargs="+", help="fit folders")
     p.add_argument("--out", help="CSV of the comparison")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="diagnostic plots and one self-contained HTML report of a fit folder")
+    p.add_argument("dir", help="fit folder")
+    p.add_argument("--n-sims", type=int, default=500, help="replicates of the design for VPC and NPDE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--x", choices=["TIME", "TAD"], help="VPC x axis (default TAD for repeated dosing)")
+    p.add_argument("--by", help="split the VPC by a column (PERIOD, DOSE, a covariate)")
+    p.set_defaults(func=cmd_report)

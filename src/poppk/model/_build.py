@@ -112,8 +112,17 @@ def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
         raise ModelSpecError("the data have no fitted observations (EVID 0, MDV 0)")
 
 
-def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -> BuiltModel:
-    """Build the NumPyro model for ``spec`` on ``data``; checks the pair before any sampling."""
+# Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
+# dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
+_predict_jit = jax.jit(predict_subjects)
+
+
+def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, record_pred: bool = False) -> BuiltModel:
+    """Build the NumPyro model for ``spec`` on ``data``; checks the pair before any sampling.
+
+    ``record_pred`` adds the noise-free concentrations as a deterministic site ``CONC``
+    (N, O), for simulation and diagnostics (not stored by fits).
+    """
     kernel = get_kernel(spec.kernel, data.dose_unit, data.conc_unit)
     fit_mask = np.asarray(data.fit_mask)
     has_blq = bool((np.asarray(data.blq) & fit_mask).any())
@@ -201,7 +210,9 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None) -
                 numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind["KA"] / k_i)).sum())
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
-        pred = predict_subjects(kernel, ind, doses, sampling)
+        pred = _predict_jit(kernel, ind, doses, sampling)
+        if record_pred:
+            numpyro.deterministic("CONC", pred)
         sig = {s: numpyro.sample(s, dist.HalfNormal(sigma_scales[s])) for s in spec.error.sigmas}
         safe_pred = jnp.where(mask, pred, 1.0)
         if error_kind in ("proportional", "exponential"):

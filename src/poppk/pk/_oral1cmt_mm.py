@@ -23,3 +23,4 @@ class Oral1CmtMM(AbstractODEModel):
     def elimination(self, central, p):
         conc = self.scale * central / p["V"]
         return p["VMAX"] * conc / (p["KM"] + conc)
+

@@ -15,3 +15,4 @@ class Oral1CmtODE(AbstractODEModel):
 
     def elimination(self, central, p):
         return p["CL"] / p["V"] * central
+

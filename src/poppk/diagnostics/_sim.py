@@ -1,0 +1,130 @@
+"""Replicates of the fitted design: new subjects drawn from the population posterior.
+
+Each replicate takes one posterior draw of the population parameters (typical
+values, covariate effects, omegas, residual SDs), draws *new* random effects
+for every subject (with that subject's covariates and dose history), and adds
+residual error. This is the predictive distribution VPCs and NPDEs compare
+the observations with; it integrates over parameter uncertainty as well as
+between-subject variability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .._config import ensure_x64
+from ..pk._events import expand_trains
+
+
+@dataclass(frozen=True)
+class DesignSimulation:
+    """Observed records beside their simulated replicates.
+
+    Attributes
+    ----------
+    records : DataFrame
+        One row per fitted observation record: ID, TIME (h), TAD (h since the
+        last dose), DOSE_N (doses given before it), PERIOD (``"first dose"`` or
+        ``"repeated dosing"``), DV, BLQ, LLOQ, PRED (typical subject: posterior
+        median of the prediction with random effects at 0), IPRED (posterior
+        median of the subject's own prediction), the covariates.
+    sims : ndarray, shape (S, R)
+        Simulated DV with residual error for the R records, uncensored.
+    conc_unit : str
+    """
+
+    records: pd.DataFrame
+    sims: np.ndarray
+    conc_unit: str
+    error_model: str
+
+
+def _population_draws(fit, n: int, seed: int) -> dict[str, np.ndarray]:
+    names = list(fit.info["population"])
+    if "L_corr" in fit.tree["posterior"].data_vars:
+        names.append("L_corr")
+    draws = {k: fit.draws(k) for k in names}
+    total = next(iter(draws.values())).shape[0]
+    idx = np.random.default_rng(seed).choice(total, size=n, replace=n > total)
+    return {k: v[idx] for k, v in draws.items()}
+
+
+def time_after_dose(data) -> tuple[np.ndarray, np.ndarray]:
+    """Hours since the latest dose at or before each sampling time, and the number of doses given
+    before it (a sample at a dosing time is the trough before that dose). Shapes (N, O)."""
+    doses = expand_trains(data.doses)
+    dt, dm = np.asarray(doses.time), np.asarray(doses.mask)
+    t = np.asarray(data.sampling.time)
+    before = dm[:, None, :] & (dt[:, None, :] < t[:, :, None])
+    last = np.where(before, dt[:, None, :], -np.inf).max(axis=2)
+    tad = np.where(np.isfinite(last), t - last, np.nan)
+    return tad, before.sum(axis=2)
+
+
+def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int = 200) -> DesignSimulation:
+    """Simulate ``n_sims`` replicates of the fitted design (see module docstring).
+
+    Parameters
+    ----------
+    fit : Fit
+    n_sims : int
+        Replicates; each uses one posterior draw of the population parameters.
+    seed : int
+    ipred_draws : int
+        Posterior draws used for the IPRED medians.
+    """
+    from numpyro.infer import Predictive
+
+    from ..model import build_model
+
+    ensure_x64()
+    data = fit.data
+    built = build_model(fit.spec, data, parameterization="noncentered", record_pred=True)
+    post = _population_draws(fit, n_sims, seed)
+    kw = {**built.kwargs, "dv": None}
+    n_iiv = len(fit.spec.iiv.parameters)
+
+    @jax.jit
+    def run(key, samples):
+        return Predictive(built.fn, posterior_samples=samples, return_sites=["DV", "CONC"])(key, **kw)
+
+    key = jax.random.PRNGKey(seed)
+    new = run(key, post)
+    typical = dict(post)
+    if n_iiv:
+        typical["eta_z"] = np.zeros((n_sims, data.n_subjects, n_iiv))
+    pred = np.median(np.asarray(run(key, typical)["CONC"]), axis=0)
+    ipred = _ipred(fit, ipred_draws, seed)
+
+    sel = np.asarray(data.fit_mask)
+    sub, col = np.nonzero(sel)
+    tad, n_before = time_after_dose(data)
+    ids = np.asarray(data.ids, dtype=object)
+    records = pd.DataFrame({
+        "ID": ids[sub], "subject_index": sub, "TIME": np.asarray(data.sampling.time)[sub, col],
+        "TAD": tad[sub, col], "DOSE_N": n_before[sub, col],
+        "DV": np.asarray(data.dv)[sub, col], "BLQ": np.asarray(data.blq)[sub, col],
+        "LLOQ": np.asarray(data.lloq)[sub, col], "PRED": pred[sub, col], "IPRED": ipred[sub, col],
+    })
+    records["PERIOD"] = np.where(records["DOSE_N"] <= 1, "first dose", "repeated dosing")
+    for k, name in enumerate(data.covariate_names):
+        records[name] = np.asarray(data.covariates)[sub, k]
+    sims = np.asarray(new["DV"])[:, sub, col]
+    return DesignSimulation(records, sims, data.conc_unit, fit.spec.error.model)
+
+
+def _ipred(fit, n_draws: int, seed: int) -> np.ndarray:
+    """Posterior median of each subject's noise-free prediction, (N, O)."""
+    from ..pk import get_kernel, predict_subjects
+
+    data = fit.data
+    kernel = get_kernel(fit.spec.kernel, data.dose_unit, data.conc_unit)
+    params = fit.individual_draws(n_draws, seed)
+    doses = kernel.prepare(data.doses, data.sampling)
+    run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, doses, data.sampling)))
+    return np.median(np.asarray(run({k: jnp.asarray(v) for k, v in params.items()})), axis=0)

@@ -1,0 +1,131 @@
+"""Parameter and convergence drawings, and individual fits (matplotlib only)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._gof import BLQ, OBS, _ax
+
+
+def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dose_times=(), log: bool = True,
+                    conc_unit: str = "", ax=None):
+    """One subject: observations, posterior median and 90% band of the prediction, dosing times marked.
+
+    ``curves`` from :func:`poppk.diagnostics.individual_curves`; ``records`` from a design simulation.
+    """
+    ax = _ax(ax)
+    c = curves[curves["ID"].astype(str) == str(subject)]
+    r = records[records["ID"].astype(str) == str(subject)]
+    pos = c["q50"] > 0 if log else np.ones(len(c), bool)
+    ax.fill_between(c["TIME"][pos], c["q5"][pos], c["q95"][pos], color="tab:blue", alpha=0.25, label="90% interval")
+    ax.plot(c["TIME"][pos], c["q50"][pos], color="tab:blue", lw=1.2, label="posterior median")
+    blq = r["BLQ"].to_numpy(bool)
+    ok = ~blq & ((r["DV"] > 0).to_numpy() if log else True)
+    ax.scatter(r["TIME"][ok], r["DV"][ok], zorder=3, label="observed", **OBS)
+    if blq.any():
+        ax.scatter(r["TIME"][blq], r["LLOQ"][blq], zorder=3, label="BLQ (at LLOQ)", **BLQ)
+    for k, t in enumerate(dose_times):
+        ax.axvline(t, color="0.6", lw=0.5, ls=":", label="dose" if k == 0 else None)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(f"ID {subject}", fontsize=9)
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel(f"concentration ({conc_unit})" if conc_unit else "concentration")
+    return ax
+
+
+def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, conc_unit: str = "", log=True):
+    """All subjects, ``per_page`` to a figure; returns the list of figures."""
+    ids = list(dict.fromkeys(records["ID"].astype(str)))
+    figs = []
+    for start in range(0, len(ids), per_page):
+        page = ids[start:start + per_page]
+        ncol = min(4, len(page))
+        nrow = math.ceil(len(page) / ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False, layout="constrained")
+        for ax, sid in zip(axes.ravel(), page, strict=False):
+            plot_individual(curves, records, sid, dose_times=doses.get(sid, ()), log=log, conc_unit=conc_unit, ax=ax)
+        for ax in axes.ravel()[len(page):]:
+            ax.set_visible(False)
+        axes.ravel()[0].legend(fontsize=6)
+        figs.append(fig)
+    return figs
+
+
+def plot_eta_covariate(etas: pd.DataFrame, parameter: str, covariate: str, *, ax=None):
+    """Posterior mean random effect of ``parameter`` per subject against a covariate, with a
+    least-squares line (a trend suggests a missing covariate effect)."""
+    ax = _ax(ax)
+    x, y = etas[covariate].to_numpy(float), etas[f"eta_{parameter}"].to_numpy(float)
+    ax.scatter(x, y, **OBS)
+    ax.axhline(0, color="0.5", lw=1)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() > 2 and np.ptp(x[ok]) > 0:
+        slope, icpt = np.polyfit(x[ok], y[ok], 1)
+        xs = np.linspace(x[ok].min(), x[ok].max(), 20)
+        ax.plot(xs, icpt + slope * xs, color="tab:red", lw=1, label="least squares")
+        ax.legend(fontsize=7)
+    ax.set_xlabel(covariate)
+    ax.set_ylabel(f"eta {parameter} (log scale)")
+    return ax
+
+
+def plot_shrinkage(shrink: dict, *, ax=None):
+    """Eta shrinkage (%) per parameter; above 30% individual estimates lean on the population."""
+    ax = _ax(ax)
+    names = list(shrink)
+    vals = [100 * shrink[n] for n in names]
+    ax.bar(names, vals, color=["tab:red" if v > 30 else "tab:blue" for v in vals])
+    ax.axhline(30, color="0.4", ls="--", lw=1, label="30%")
+    ax.set_ylabel("eta shrinkage (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("shrinkage")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_prior_posterior(draws: np.ndarray, prior: stats.rv_continuous, name: str, *, unit: str = "", ax=None):
+    """Posterior histogram of a population parameter over its prior density (a frozen scipy distribution)."""
+    ax = _ax(ax)
+    draws = np.asarray(draws, float).ravel()
+    ax.hist(draws, bins=40, density=True, color="tab:blue", alpha=0.6, label="posterior")
+    lo, hi = np.quantile(draws, [0.001, 0.999])
+    plo, phi = prior.ppf([0.005, 0.995])
+    xs = np.linspace(max(min(lo, plo), prior.support()[0]), max(hi, phi), 400)
+    ax.plot(xs, prior.pdf(xs), color="tab:orange", lw=1.5, label="prior")
+    if prior.support()[0] >= 0 and xs.max() / max(xs[xs > 0].min(), 1e-300) > 100:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{name} ({unit})" if unit else name)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_trace(draws: np.ndarray, name: str, *, ax=None):
+    """Draws against iteration, one line per chain (``draws`` shape (chains, draws))."""
+    ax = _ax(ax)
+    for c, row in enumerate(np.atleast_2d(draws)):
+        ax.plot(row, lw=0.4, alpha=0.8, label=f"chain {c}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(name)
+    return ax
+
+
+def plot_rank(draws: np.ndarray, name: str, *, bins: int = 20, ax=None):
+    """Rank histograms per chain (Vehtari et al. 2021): flat and alike when the chains mix."""
+    ax = _ax(ax)
+    draws = np.atleast_2d(draws)
+    ranks = stats.rankdata(draws.ravel()).reshape(draws.shape)
+    edges = np.linspace(0, ranks.size, bins + 1)
+    for c, r in enumerate(ranks):
+        counts, _ = np.histogram(r, edges)
+        ax.step(edges[:-1], counts, where="post", lw=1, label=f"chain {c}")
+    ax.axhline(draws.shape[1] / bins, color="0.4", ls="--", lw=1)
+    ax.set_xlabel("rank (all chains)")
+    ax.set_ylabel(f"{name}: count")
+    return ax

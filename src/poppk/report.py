@@ -1,0 +1,199 @@
+"""One self-contained HTML report of a fit: ``write_report(DIR)`` -> ``DIR/report.html`` and ``DIR/plots/*.png``.
+
+The HTML embeds its images (base64), so it opens in any browser without a server and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import diagnostics as dg  # noqa: E402
+from . import plots  # noqa: E402
+from .errors import PoppkError  # noqa: E402
+
+DPI = 110
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _grid(n, ncol=3, w=4.2, h=3.6):
+    ncol = min(ncol, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(w * ncol, h * nrow), squeeze=False, layout="constrained")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | None = None,
+                 by: str | None = None) -> dict:
+    """Compute the diagnostics and draw every figure into ``out``; returns the numbers and figure paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    unit = fit.data.conc_unit
+    sim = dg.simulate_design(fit, n_sims, seed=seed)
+    rec = sim.records
+    for name, value in (("x", x), ("by", by)):
+        if value is not None and value not in rec.columns:
+            raise PoppkError(f"--{name} {value}: no such column; choose from {', '.join(map(str, rec.columns))}")
+    repeated = bool((rec["DOSE_N"] > 1).any())
+    x = x or ("TAD" if repeated else "TIME")
+    if by is None and rec["PERIOD"].nunique() > 1:
+        by = "PERIOD"
+    npde = dg.compute_npde(sim, seed=seed)
+    vpc = dg.compute_vpc(sim, x=x, by=by)
+    pcvpc = dg.compute_vpc(sim, x=x, by=by, pred_corrected=True)
+    figs = {}
+    spans_decades = (rec.loc[~rec["BLQ"], "DV"].max() / max(rec.loc[~rec["BLQ"] & (rec["DV"] > 0), "DV"].min(), 1e-300)) > 30
+
+    fig, axes = _grid(4, ncol=2)
+    plots.plot_obs_vs_pred(rec, "PRED", conc_unit=unit, ax=axes[0])
+    plots.plot_obs_vs_pred(rec, "IPRED", conc_unit=unit, ax=axes[1])
+    plots.plot_obs_vs_pred(rec, "PRED", log=True, conc_unit=unit, ax=axes[2])
+    plots.plot_obs_vs_pred(rec, "IPRED", log=True, conc_unit=unit, ax=axes[3])
+    figs["Goodness of fit"] = _save(fig, out / "gof.png")
+
+    fig, axes = _grid(3)
+    plots.plot_npde(npde, "TIME", ax=axes[0])
+    plots.plot_npde(npde, x if x != "TIME" else "TAD", ax=axes[1])
+    plots.plot_npde(npde, "PRED", conc_unit=unit, ax=axes[2])
+    figs["NPDE"] = _save(fig, out / "npde.png")
+
+    groups = [None] if by is None else list(vpc.table["group"].unique())
+    for name, v in (("VPC", vpc), ("Prediction-corrected VPC", pcvpc)):
+        fig, axes = _grid(len(groups), ncol=2, w=5.5, h=4.4)
+        for ax, g in zip(axes, groups, strict=False):
+            plots.plot_vpc(v, g, log=spans_decades, observations=rec, ax=ax)
+        figs[name] = _save(fig, out / ("vpc.png" if name == "VPC" else "pcvpc.png"))
+    if rec["BLQ"].any():
+        fig, axes = _grid(len(groups), ncol=2, w=5.5, h=4.0)
+        for ax, g in zip(axes, groups, strict=False):
+            plots.plot_vpc_blq(vpc, g, ax=ax)
+        figs["BLQ VPC"] = _save(fig, out / "vpc_blq.png")
+
+    curves = dg.individual_curves(fit, seed=seed)
+    for k, fig in enumerate(plots.plot_individual_pages(curves, rec, dg.dose_times(fit.data), conc_unit=unit,
+                                                         log=spans_decades)):
+        figs[f"Individual fits ({k + 1})"] = _save(fig, out / f"individual_{k + 1}.png")
+
+    etas = dg.eta_table(fit)
+    iiv = list(fit.spec.iiv.parameters)
+    covs = list(fit.data.covariate_names)
+    if iiv and covs:
+        fig, axes = _grid(len(iiv) * len(covs), ncol=len(covs), w=3.4, h=3.0)
+        for k, (p, c) in enumerate((p, c) for p in iiv for c in covs):
+            plots.plot_eta_covariate(etas, p, c, ax=axes[k])
+        figs["Random effects vs covariates"] = _save(fig, out / "eta_covariates.png")
+    diag = fit.diagnostics()
+    if diag.get("shrinkage"):
+        fig, axes = _grid(1, w=4.5, h=3.5)
+        plots.plot_shrinkage(diag["shrinkage"], ax=axes[0])
+        figs["Shrinkage"] = _save(fig, out / "shrinkage.png")
+    priors = dg.prior_distributions(fit)
+    fig, axes = _grid(len(priors), ncol=4, w=3.3, h=2.8)
+    for ax, (name, (prior, u)) in zip(axes, priors.items(), strict=False):
+        plots.plot_prior_posterior(fit.draws(name), prior, name, unit=u, ax=ax)
+    figs["Prior and posterior"] = _save(fig, out / "prior_posterior.png")
+    post = fit.tree["posterior"]
+    names = list(fit.info["population"])
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.8 * len(names)), squeeze=False, layout="constrained")
+    for row, name in zip(axes, names, strict=True):
+        plots.plot_trace(post[name].values, name, ax=row[0])
+        plots.plot_rank(post[name].values, name, ax=row[1])
+    axes[0, 0].legend(fontsize=6, ncol=4)
+    figs["Trace and rank plots"] = _save(fig, out / "trace_rank.png")
+
+    return {"figures": figs, "npde": npde, "npde_summary": dg.npde_summary(npde), "vpc": vpc, "pcvpc": pcvpc,
+            "records": rec, "x": x, "by": by, "diagnostics": diag}
+
+
+def _img(path: Path, title: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(title)}"><figcaption>{html.escape(title)}</figcaption></figure>'
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, classes="t")
+
+
+def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str | None = None,
+                 by: str | None = None) -> Path:
+    """Write ``folder/plots/*.png``, ``folder/vpc.csv``, ``folder/npde.csv`` and ``folder/report.html``.
+
+    Parameters
+    ----------
+    folder : path
+        A fit folder (``poppk fit`` / :meth:`Fit.save`).
+    n_sims : int
+        Replicates of the design for the VPC and NPDE.
+    x : {"TIME", "TAD"}, optional
+        VPC x axis; default TAD for repeated dosing, TIME otherwise.
+    by : str, optional
+        Split the VPC by a column (default: first dose vs repeated dosing when both occur).
+    """
+    from .fit import load_fit
+
+    folder = Path(folder)
+    fit = load_fit(folder)
+    res = make_figures(fit, folder / "plots", n_sims=n_sims, seed=seed, x=x, by=by)
+    res["vpc"].table.to_csv(folder / "vpc.csv", index=False)
+    res["npde"].to_csv(folder / "npde.csv", index=False)
+    diag = res["diagnostics"]
+    summary = fit.summary()
+    warn = "".join(f"<li>{html.escape(w)}</li>" for w in diag.get("warnings", []))
+    status = ('<p class="ok">Converged: r_hat, bulk ESS and divergences within limits.</p>' if diag.get("converged")
+              else f'<div class="warn"><b>Convergence warnings</b><ul>{warn}</ul></div>')
+    ns = res["npde_summary"]
+    data = fit.data
+    n_blq = int(res["records"]["BLQ"].sum())
+    run = diag.get("run", {})
+    covs = ", ".join(data.covariate_names) or "none"
+    vpc_cov = res["vpc"].coverage()
+    body = f"""
+<h1>poppk report: {html.escape(fit.spec.name)}</h1>
+<p>{html.escape(str(folder.resolve()))}<br>command: <code>{html.escape(str(run.get('command', '')))}</code><br>
+{run.get('chains')} chains x ({run.get('warmup')} warmup + {run.get('samples')} draws), seed {run.get('seed')},
+{run.get('parameterization')} IIV, BLQ {run.get('blq_method')}; sampling {run.get('sampling_seconds')} s;
+poppk {run.get('versions', {}).get('poppk')}, JAX {run.get('versions', {}).get('jax')},
+NumPyro {run.get('versions', {}).get('numpyro')}</p>
+<h2>Convergence</h2>{status}
+<p>max r_hat {diag.get('max_r_hat', float('nan')):.4g}; min bulk ESS {diag.get('min_ess_bulk', float('nan')):.0f};
+divergences {diag.get('divergences')}; leapfrog steps per iteration {diag.get('mean_num_steps') or float('nan'):.1f}</p>
+<h2>Population parameters</h2>{_table(summary)}
+<h2>Data</h2><p>{data.n_subjects} subjects, {len(res['records'])} observation records ({n_blq} BLQ),
+doses in {html.escape(data.dose_unit)}, concentrations in {html.escape(data.conc_unit)}; covariates: {html.escape(covs)}.</p>
+<h2>Predictive checks</h2>
+<p>NPDE ({ns['n']} records): mean {ns['mean']:.3f} (p = {ns['p_mean']:.3g}), SD {ns['sd']:.3f}
+(variance test p = {ns['p_variance']:.3g}), normality p = {ns['p_normal']:.3g}. Under a correct model NPDE are
+standard normal. VPC (x = {res['x']}{', by ' + res['by'] if res['by'] else ''}): {100 * vpc_cov:.0f}% of observed
+percentiles inside the simulated 90% intervals (expect about 90%).</p>
+{''.join(_img(p, t) for t, p in res['figures'].items())}
+<h2>Model specification</h2><pre>{html.escape(fit.spec.text)}</pre>
+<h2>Diagnostics (diagnostics.json)</h2><pre>{html.escape(json.dumps(diag, indent=1, default=str))}</pre>
+"""
+    style = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #ddd;
+text-align:right}.warn{background:#fde8e8;border-left:4px solid #c0392b;padding:.5em 1em}.ok{color:#1e7b34}
+figure{margin:1.5em 0}img{max-width:100%}figcaption{font-weight:600}pre{background:#f6f6f6;padding:1em;
+overflow:auto;font-size:.8em}"""
+    path = folder / "report.html"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>poppk report</title>"
+                    f"<style>{style}</style></head><body>{body}</body></html>")
+    return path
+
+
+__all__ = ["make_figures", "write_report"]

@@ -1,0 +1,165 @@
+"""Diagnostics, plots and the report.
+
+Expected values: under the model that generated the data, NPDEs are standard
+normal (Brendel et al. 2006, Comets et al. 2008) and each observed percentile
+falls inside its simulated 90% interval in about 90% of bins (Holford 2005);
+the data here are simulated from a known one-compartment model with poppk's
+own kernel (itself checked against hand values and the ODE in test_pk.py),
+log-normal IIV and log-normal residual error, with some records censored.
+Plots are checked for what they draw: point counts, lines, labels.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import poppk  # noqa: E402
+from poppk import diagnostics as dg  # noqa: E402
+from poppk import plots  # noqa: E402
+
+TRUE = {"CL": 2.75, "V": 31.8, "KA": 1.59}
+OMEGA = {"CL": 0.3, "V": 0.2, "KA": 0.4}
+SIGMA_LOG = 0.15
+TIMES = [0.25, 0.5, 1, 2, 3.5, 5, 7, 9, 12, 24, 36]
+LLOQ = 0.5
+
+
+def simulated_trial(n=30, seed=1) -> pd.DataFrame:
+    """A theophylline-like single-dose design (320 mg), simulated from TRUE; late records fall below LLOQ."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(1, n + 1):
+        dose = 320.0 if i % 2 else 160.0
+        rows.append(dict(ID=i, TIME=0.0, AMT=dose, DV=np.nan, EVID=1, MDV=1, CMT=1, DOSE=dose))
+        rows += [dict(ID=i, TIME=t, AMT=0.0, DV=np.nan, EVID=0, MDV=0, CMT=2, DOSE=dose) for t in TIMES]
+    frame = pd.DataFrame(rows)
+    skeleton = poppk.from_frame(frame.assign(DV=1.0), warn=False)
+    params = {k: v * np.exp(OMEGA[k] * rng.standard_normal(n)) for k, v in TRUE.items()}
+    conc = poppk.predict("oral1cmt", params, skeleton)
+    obs = frame["EVID"] == 0
+    dv = np.concatenate([c[np.isfinite(c)] for c in conc]) * np.exp(SIGMA_LOG * rng.standard_normal(obs.sum()))
+    frame.loc[obs, "DV"] = dv
+    frame["LLOQ"] = LLOQ
+    frame["BLQ"] = (obs & (frame["DV"] < LLOQ)).astype(int)
+    frame.loc[frame["BLQ"] == 1, "DV"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data = poppk.from_frame(simulated_trial(), warn=False)
+    fit = poppk.fit(data, "oral1cmt", chains=2, warmup=300, samples=300, progress=False)
+    folder = fit.save(tmp_path_factory.mktemp("diag") / "fit")
+    sim = dg.simulate_design(fit, 400)
+    return fit, folder, sim
+
+
+def test_design_replicates_have_the_records_shape(fitted):
+    fit, _, sim = fitted
+    assert sim.sims.shape == (400, len(sim.records))
+    assert len(sim.records) == 30 * len(TIMES)
+    assert sim.records["BLQ"].sum() > 5  # the design has censored records to test
+    np.testing.assert_allclose(sim.records["TAD"], sim.records["TIME"])  # single dose at t = 0
+
+
+def test_npde_are_standard_normal_under_the_true_model(fitted):
+    summary = dg.npde_summary(dg.compute_npde(fitted[2]))
+    assert abs(summary["mean"]) < 0.2
+    assert 0.8 < summary["sd"] < 1.2
+
+
+def test_vpc_percentiles_fall_in_their_intervals_about_90_percent(fitted):
+    vpc = dg.compute_vpc(fitted[2])
+    assert len(vpc.table) == len(TIMES)  # nominal times become the bins
+    assert 0.75 <= vpc.coverage() <= 1.0
+    pc = dg.compute_vpc(fitted[2], pred_corrected=True, by="DOSE")
+    assert set(pc.table["group"]) == {160.0, 320.0}
+    assert 0.75 <= pc.coverage() <= 1.0
+    # BLQ fraction: observed within the simulated interval in most bins
+    t = vpc.table
+    inside = (t["obs_blq"] >= t["sim_blq_lo"] - 1e-12) & (t["obs_blq"] <= t["sim_blq_hi"] + 1e-12)
+    assert inside.mean() >= 0.75
+
+
+def test_a_wrong_model_shows_in_the_npde():
+    # Additive error on data with log-normal error and concentrations spanning a decade:
+    # the late, low concentrations are over-dispersed in the predictive distribution.
+    frame = simulated_trial()
+    frame["DV"] = frame["DV"].fillna(0.0)
+    frame["BLQ"] = 0
+    data = poppk.from_frame(frame.drop(columns=["LLOQ"]), warn=False)
+    wrong = poppk.fit(data, "oral1cmt_additive", chains=1, warmup=200, samples=200, progress=False)
+    npde = dg.compute_npde(dg.simulate_design(wrong, 300))
+    late = npde[npde["TIME"] >= 24]
+    assert late["NPDE"].std() < 0.7  # squeezed: the model expects far more spread than the data have
+
+
+def test_auto_bins():
+    edges = dg.auto_bins(np.array([0.5, 0.52, 1, 1.01, 2, 2, 4]))
+    assert len(edges) - 1 == 4  # nominal times 0.5, 1, 2, 4 (2 significant digits)
+    edges = dg.auto_bins(np.linspace(0, 100, 500), n_bins=8)
+    assert len(edges) - 1 == 8
+
+
+# Plots: what they draw ------------------------------------------------------------------------------------
+
+def test_plot_obs_vs_pred_draws_every_record(fitted):
+    rec = fitted[2].records
+    ax = plots.plot_obs_vs_pred(rec, "IPRED", log=True, conc_unit="mg/L")
+    obs, blq = ax.collections[0], ax.collections[1]
+    assert len(obs.get_offsets()) == int((~rec["BLQ"]).sum())
+    assert len(blq.get_offsets()) == int(rec["BLQ"].sum())
+    assert ax.get_xlabel() == "IPRED (mg/L)" and ax.get_ylabel() == "observed (mg/L)"
+    assert ax.get_xscale() == "log" and len(ax.lines) == 1  # the identity line
+    plt.close("all")
+
+
+def test_plot_vpc_draws_three_percentiles_over_three_bands(fitted):
+    vpc = dg.compute_vpc(fitted[2])
+    ax = plots.plot_vpc(vpc)
+    assert len(ax.lines) == 3 and all(len(line.get_xdata()) == len(vpc.table) for line in ax.lines)
+    assert len(ax.collections) == 3  # fill_between per percentile
+    assert ax.get_ylabel() == "concentration (mg/L)" and ax.get_yscale() == "log"
+    ax = plots.plot_vpc_blq(vpc)
+    assert ax.get_ylabel() == "fraction below LLOQ" and len(ax.lines) == 2
+    plt.close("all")
+
+
+def test_plot_npde_and_parameters(fitted):
+    fit, _, sim = fitted
+    npde = dg.compute_npde(sim)
+    ax = plots.plot_npde(npde, "TIME")
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(npde)
+    assert len(ax.lines) == 3 and ax.get_xlabel() == "time (h)"
+    ax = plots.plot_shrinkage(fit.diagnostics()["shrinkage"])
+    assert len(ax.patches) == 3
+    priors = dg.prior_distributions(fit)
+    assert set(priors) == set(fit.info["population"])
+    ax = plots.plot_prior_posterior(fit.draws("CL"), priors["CL"][0], "CL", unit=priors["CL"][1])
+    assert ax.get_xlabel() == "CL (L/h)" and len(ax.lines) == 1 and len(ax.patches) == 40
+    ax = plots.plot_rank(fit.tree["posterior"]["CL"].values, "CL")
+    assert len(ax.lines) == 3  # two chains and the uniform reference
+    figs = plots.plot_individual_pages(dg.individual_curves(fit, n_draws=50), sim.records,
+                                       dg.dose_times(fit.data), per_page=12, conc_unit="mg/L")
+    assert len(figs) == 3 and sum(ax.get_visible() for ax in figs[-1].axes) == 6
+    plt.close("all")
+
+
+def test_report_cli_writes_a_self_contained_html(fitted, cli):
+    _, folder, _ = fitted
+    res = cli("report", str(folder), "--n-sims", "200")
+    assert res.returncode == 0, res.stderr
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 8
+    assert "Population parameters" in html and "NPDE" in html
+    for png in ("gof.png", "npde.png", "vpc.png", "pcvpc.png", "vpc_blq.png", "individual_1.png",
+                "prior_posterior.png", "trace_rank.png", "shrinkage.png"):
+        assert (folder / "plots" / png).stat().st_size > 5000, png
+    bad = cli("report", str(folder), "--by", "NOPE")
+    assert bad.returncode == 2 and "NOPE" in bad.stderr and "Traceback" not in bad.stderr

@@ -10,9 +10,12 @@ compute switch JAX to float64 when they run.
 
 from . import data as data
 from . import datasets as datasets
+from . import diagnostics as diagnostics
 from . import model as model
 from . import nca as nca
 from . import pk as pk
+from . import plots as plots
+from . import report as report
 from . import units as units
 from ._config import set_host_devices as set_host_devices
 from .compare import compare_fits as compare_fits
@@ -36,6 +39,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",
-    "compare_fits", "compute_nca", "data", "datasets", "fit", "from_frame", "load_fit", "load_spec", "model", "nca",
-    "pk", "predict", "read_nonmem", "set_host_devices", "units",
+    "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "fit", "from_frame", "load_fit", "load_spec",
+    "model", "nca", "pk", "plots", "predict", "read_nonmem", "report", "set_host_devices", "units",
 ]

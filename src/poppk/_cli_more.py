@@ -114,6 +114,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window
     from .report import write_report
 
     path = write_report(args.dir, n_sims=args.n_sims, seed=args.seed, x=args.x, by=args.by)

@@ -11,16 +11,12 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import diagnostics as dg  # noqa: E402
-from . import plots  # noqa: E402
-from .errors import PoppkError  # noqa: E402
+from . import diagnostics as dg
+from . import plots
+from .errors import PoppkError
 
 DPI = 110
 

@@ -28,15 +28,25 @@ def plot_obs_vs_pred(records: pd.DataFrame, pred: str = "PRED", *, log: bool = F
     ok = ~blq & np.isfinite(y) & np.isfinite(x)
     if log:
         ok &= (x > 0) & (y > 0)
+    lloq = records["LLOQ"].to_numpy(float)
+    vals = np.concatenate([x[ok], y[ok]])
+    if log:
+        # Predictions of censored or pre-dose records can be 1e-30: show the range the observations span
+        # and draw smaller predictions at the left edge.
+        lo = min(y[ok].min(), np.nanmin(lloq[blq]) if blq.any() else np.inf) / 3
+        hi = vals.max() * 1.5
+        x = np.clip(x, lo, None)
+    else:
+        lo, hi = 0.0, vals.max()
     ax.scatter(x[ok], y[ok], label="observed", **OBS)
     if blq.any():
-        ax.scatter(x[blq], records["LLOQ"].to_numpy(float)[blq], label="BLQ (at LLOQ)", **BLQ)
-    vals = np.concatenate([x[ok], y[ok]])
-    lo, hi = (vals[vals > 0].min(), vals.max()) if log else (0.0, vals.max())
+        ax.scatter(x[blq], lloq[blq], label="BLQ (at LLOQ)", **BLQ)
     ax.plot([lo, hi], [lo, hi], color="tab:blue", lw=1, label="identity")
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
     unit = f" ({conc_unit})" if conc_unit else ""
     ax.set_xlabel(f"{pred}{unit}")
     ax.set_ylabel(f"observed{unit}")

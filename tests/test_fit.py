@@ -117,3 +117,10 @@ def test_blq_without_lloq_fails_clearly(tmp_path, cli):
     path.write_text("ID,TIME,AMT,DV,BLQ\n1,0,100,.,0\n1,1,0,3,0\n1,30,0,.,1\n")
     res = cli("fit", str(path), "--model", "oral1cmt", "--out", str(tmp_path / "f"))
     assert res.returncode == 2 and "LLOQ" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_tree_depth_fails_before_sampling(tmp_path, cli):
+    data = poppk.datasets.path("theophylline")
+    res = cli("fit", str(data), "--model", "oral1cmt", "--out", str(tmp_path / "f"), "--max-tree-depth", "6,x")
+    assert res.returncode == 2 and "--max-tree-depth" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "f").exists()

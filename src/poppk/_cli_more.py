@@ -80,6 +80,7 @@ def cmd_fit(args) -> int:
           f"{args.chains} chains x ({args.warmup} warmup + {args.samples} draws), seed {args.seed}")
     result = fit(data, spec, chains=args.chains, warmup=args.warmup, samples=args.samples, seed=args.seed,
                  target_accept=args.target_accept, parameterization=args.parameterization,
+                 max_tree_depth=_tree_depth(args.max_tree_depth),
                  progress=not args.no_progress, command="poppk " + " ".join(sys.argv[1:]))
     result.info["total_seconds"] = round(time.perf_counter() - start, 2)
     folder = result.save(out, force=args.force)
@@ -98,6 +99,18 @@ def cmd_fit(args) -> int:
     print(f"\nwrote {folder}/ (posterior.nc, summary.csv, individual.csv, diagnostics.json, spec.toml, data.csv) "
           f"in {result.info['total_seconds']:.0f} s")
     return 0
+
+
+def _tree_depth(text: str):
+    from .errors import PoppkError
+
+    try:
+        parts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) not in (1, 2) or not all(1 <= p <= 15 for p in parts):
+        raise PoppkError(f"--max-tree-depth {text!r}: give D or WARMUP_D,SAMPLING_D (integers 1-15)")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def cmd_compare(args) -> int:
@@ -159,6 +172,8 @@ def add_commands(sub) -> None:
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target-accept", type=float, default=0.8)
+    p.add_argument("--max-tree-depth", default="10",
+                   help="NUTS tree depth, or WARMUP,SAMPLING (e.g. 6,10: cheaper early warmup for ODE models)")
     p.add_argument("--parameterization", choices=["centered", "noncentered"], help="override the spec's IIV choice")
     p.add_argument("--force", action="store_true", help="replace an existing fit folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

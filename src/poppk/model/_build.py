@@ -244,5 +244,9 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     init = {p: medians[p] for p in medians}
     init.update({f"omega_{p}": min(0.3, s) for p, s in zip(iiv, spec.iiv.omega)})
     init.update({s: 0.5 * v for s, v in sigma_scales.items()})
+    for c in spec.covariates:  # effects start at their prior mean (NumPyro's default would be uniform(-2, 2))
+        if c.fixed is None:
+            names = [f"{c.name}_{lv:g}" for lv in levels[c.name]] if c.kind == "categorical" else [c.name]
+            init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
                       prior_sd, init)

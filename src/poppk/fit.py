@@ -81,6 +81,21 @@ class Fit:
             out = {k: v[idx] for k, v in out.items()}
         return out
 
+    def concentration_draws(self, doses, sampling, *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
+        """Noise-free concentrations of each fitted subject for ``n_draws`` posterior draws, (S, N, O).
+
+        ``doses`` and ``sampling`` are event arrays for the fitted subjects, in their order (a
+        dataset's ``doses``/``sampling``, or any sampling grid); units are the fitted data's.
+        """
+        from .pk import get_kernel, predict_subjects
+
+        kernel = get_kernel(self.spec.kernel, self.data.dose_unit, self.data.conc_unit)
+        params = self.individual_draws(n_draws, seed)
+        prepared = kernel.prepare(doses, sampling)
+        run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, prepared, sampling)))
+        return np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
+                               for i in range(0, len(next(iter(params.values()))), CHUNK)])
+
     def predict(self, data: PKDataset | None = None, *, n_draws: int = 200, seed: int = 0,
                 quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
         """Individual predictions (posterior quantiles, no residual error) at every record of ``data``.
@@ -89,17 +104,10 @@ class Fit:
         (default: the fitted data); predictions come from each subject's
         posterior draws through the same dosing engine as the fit.
         """
-        from .pk import get_kernel, predict_subjects
-
         data = self.data if data is None else data
         if tuple(data.ids) != tuple(self.data.ids):
             raise FitError("predict needs the fitted subjects, in the same order")
-        kernel = get_kernel(self.spec.kernel, data.dose_unit, data.conc_unit)
-        params = self.individual_draws(n_draws, seed)
-        doses = kernel.prepare(data.doses, data.sampling)
-        run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, doses, data.sampling)))
-        conc = np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
-                               for i in range(0, len(next(iter(params.values()))), CHUNK)])
+        conc = self.concentration_draws(data.doses, data.sampling, n_draws=n_draws, seed=seed)
         q = np.quantile(conc, quantiles, axis=0)
         present = np.asarray(data.present)
         frame = pd.DataFrame({

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -28,8 +27,6 @@ def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int
     The grid spans first dose (or record) to last record, evenly, plus the records' own times and a few
     times after every dose. Columns: ID, TIME (h), q5, q50, q95 (observation unit).
     """
-    from ..pk import get_kernel, predict_subjects
-
     ensure_x64()
     data = fit.data
     doses_by_id = dose_times(data)
@@ -52,11 +49,7 @@ def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int
         started = dmask[i][None, :] & (dtime[i][None, :] <= g[:, None])
         epoch[i, :len(g)] = np.where(started.any(axis=1), np.where(started, depoch[i], -1).max(axis=1), 0)
     sampling = Sampling(time=jnp.asarray(time), order=jnp.zeros_like(jnp.asarray(time)), epoch=jnp.asarray(epoch))
-    kernel = get_kernel(fit.spec.kernel, data.dose_unit, data.conc_unit)
-    prepared = kernel.prepare(data.doses, sampling)
-    params = fit.individual_draws(n_draws, seed)
-    run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, prepared, sampling)))
-    conc = np.asarray(run({k: jnp.asarray(v) for k, v in params.items()}))
+    conc = fit.concentration_draws(data.doses, sampling, n_draws=n_draws, seed=seed)
     q = np.quantile(conc, [0.05, 0.5, 0.95], axis=0)
     rows = []
     for i, (sid, g) in enumerate(zip(data.ids, grids, strict=True)):

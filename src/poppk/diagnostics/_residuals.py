@@ -38,7 +38,8 @@ def compute_npde(sim: DesignSimulation, *, decorrelate: bool = True, seed: int =
             ys, ss = y[ok], sim.sims[:, ok]
             if decorrelate and ok.size > 1:
                 mean = ss.mean(axis=0)
-                cov = np.cov(ss, rowvar=False) + 1e-12 * np.eye(ok.size) * np.trace(np.cov(ss, rowvar=False))
+                cov = np.cov(ss, rowvar=False)
+                cov += 1e-12 * np.trace(cov) * np.eye(ok.size)
                 chol = np.linalg.cholesky(cov)
                 ys = np.linalg.solve(chol, ys - mean)
                 ss = np.linalg.solve(chol, (ss - mean).T).T

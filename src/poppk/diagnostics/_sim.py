@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -41,7 +40,6 @@ class DesignSimulation:
     records: pd.DataFrame
     sims: np.ndarray
     conc_unit: str
-    error_model: str
 
 
 def _population_draws(fit, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -99,7 +97,7 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     if n_iiv:
         typical["eta_z"] = np.zeros((n_sims, data.n_subjects, n_iiv))
     pred = np.median(np.asarray(run(key, typical)["CONC"]), axis=0)
-    ipred = _ipred(fit, ipred_draws, seed)
+    ipred = np.median(fit.concentration_draws(data.doses, data.sampling, n_draws=ipred_draws, seed=seed), axis=0)
 
     sel = np.asarray(data.fit_mask)
     sub, col = np.nonzero(sel)
@@ -115,16 +113,5 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     for k, name in enumerate(data.covariate_names):
         records[name] = np.asarray(data.covariates)[sub, k]
     sims = np.asarray(new["DV"])[:, sub, col]
-    return DesignSimulation(records, sims, data.conc_unit, fit.spec.error.model)
+    return DesignSimulation(records, sims, data.conc_unit)
 
-
-def _ipred(fit, n_draws: int, seed: int) -> np.ndarray:
-    """Posterior median of each subject's noise-free prediction, (N, O)."""
-    from ..pk import get_kernel, predict_subjects
-
-    data = fit.data
-    kernel = get_kernel(fit.spec.kernel, data.dose_unit, data.conc_unit)
-    params = fit.individual_draws(n_draws, seed)
-    doses = kernel.prepare(data.doses, data.sampling)
-    run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, doses, data.sampling)))
-    return np.median(np.asarray(run({k: jnp.asarray(v) for k, v in params.items()})), axis=0)

@@ -101,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_datasets)
 
     from ._cli_more import add_commands
+    from ._cli_use import add_commands as add_use_commands
 
     add_commands(sub)
+    add_use_commands(sub)
     return parser
 
 

@@ -145,7 +145,7 @@ def _initial_params(built, chains: int, rng: np.random.Generator):
             # Centred IIV: each subject starts at the (jittered) typical values, not at NumPyro's default
             # uniform(-2, 2) on the log scale, which put individual V near 1 L beside a typical 70 L and
             # left Michaelis-Menten chains stuck in far-away regions with 1,023-step trees.
-            loc = np.log([values.get(p, built.spec.parameter(p).fixed or 1.0) for p in built.spec.iiv.parameters])
+            loc = np.log([values.get(p, built.spec.parameter(p).fixed or 1.0) for p in built.centred])
             z["log_ind"] = jnp.asarray(loc + rng.normal(0, 0.1, np.shape(z["log_ind"])))
         per_chain.append(z)
     if chains == 1:  # NumPyro takes a single chain's parameters without the chain axis
@@ -196,6 +196,7 @@ def fit(
     target_accept: float = 0.8,
     max_tree_depth: int | tuple[int, int] = 10,
     parameterization: str | None = None,
+    dense_mass: bool = False,
     progress: bool = True,
     command: str | None = None,
 ) -> Fit:
@@ -219,6 +220,9 @@ def fit(
         warmup of ODE models far cheaper: trees of at most 63 steps while the mass matrix adapts).
     parameterization : {"centered", "noncentered"}, optional
         Overrides the spec's ``iiv.parameterization``.
+    dense_mass : bool
+        Adapt a dense mass matrix (captures linear correlations such as VMAX with KM; costs
+        more warmup draws to estimate).
 
     Examples
     --------
@@ -240,7 +244,7 @@ def fit(
     rng = np.random.default_rng(seed)
     init = _initial_params(built, chains, rng)
     method = "parallel" if jax.local_device_count() >= chains else "sequential"
-    nuts = NUTS(built.fn, target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
+    nuts = NUTS(built.fn, target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
     mcmc = MCMC(nuts, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)
     start = time.perf_counter()
@@ -253,7 +257,7 @@ def fit(
         "log_scale": [p.name for p in spec.parameters if p.prior is not None],
         "kernel_params": [k[:-2] for k in mcmc.get_samples() if k.endswith("_i")],
         "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
-        "max_tree_depth": max_tree_depth,
+        "max_tree_depth": max_tree_depth, "dense_mass": dense_mass,
         "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
@@ -277,8 +281,11 @@ def _to_tree(mcmc, built, data: PKDataset) -> xr.DataTree:
 
     ids = list(data.ids)
     iiv = list(built.spec.iiv.parameters)
-    coords = {"subject": ids, "iiv_param": iiv}
-    dims = {"eta": ["subject", "iiv_param"], "log_ind": ["subject", "iiv_param"], "eta_z": ["subject", "iiv_param"]}
+    centred = list(built.centred)
+    coords = {"subject": ids, "iiv_param": iiv, "iiv_centred": centred,
+              "iiv_noncentred": [p for p in iiv if p not in centred]}
+    dims = {"eta": ["subject", "iiv_param"], "log_ind": ["subject", "iiv_centred"],
+            "eta_z": ["subject", "iiv_noncentred"]}
     grouped = mcmc.get_samples(group_by_chain=True)
     for name in grouped:
         if name.endswith("_i"):

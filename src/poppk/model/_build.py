@@ -27,6 +27,8 @@ from ._spec import Covariate, ModelSpec
 
 #: Median fitted observations per subject from which ``auto`` chooses the centred parameterisation.
 RICH_DATA_OBS = 6
+#: Absorption parameters, non-centred under ``auto`` (see :func:`_centred_parameters`).
+ABSORPTION = ("KA", "TLAG")
 #: Steepness of the soft wall that keeps the typical KA above the elimination rate constant.
 FLIP_FLOP_WALL = 10.0
 
@@ -65,6 +67,7 @@ class BuiltModel:
     population: tuple[str, ...] = ()
     prior_sd: dict[str, float] = field(default_factory=dict)
     init_values: dict[str, Any] = field(default_factory=dict)
+    centred: tuple[str, ...] = ()  # IIV parameters sampled centred (site log_ind); the others are eta_z
 
 
 def _covariate_values(data, cov: Covariate) -> np.ndarray:
@@ -85,6 +88,36 @@ def _covariate_values(data, cov: Covariate) -> np.ndarray:
         bad = [data.ids[i] for i in np.flatnonzero(values <= 0)]
         raise ModelSpecError(f"covariate {cov.covariate} must be > 0 for a power effect; not so for ID(s) {bad[:10]}")
     return values
+
+
+def effect_names(cov: Covariate, levels: dict[str, tuple]) -> list[str]:
+    """Sample-site names of a covariate effect (one per non-reference level if categorical)."""
+    if cov.kind == "categorical":
+        return [f"{cov.name}_{lv:g}" for lv in levels[cov.name]]
+    return [cov.name]
+
+
+def log_typical(spec: ModelSpec, levels: dict[str, tuple], values: dict, covariates: dict, n: int) -> dict:
+    """Log of each subject's typical parameters (before random effects), ``{name: (n,)}``.
+
+    ``values`` holds the typical values and covariate effects (sample-site names; fixed ones may be
+    left out), ``covariates`` each covariate effect's values per subject (keyed by the effect's
+    name). Pure and traceable: the model and every simulation use it.
+    """
+    mu = {}
+    for p in spec.parameters:
+        v = values[p.name] if p.name in values else p.fixed
+        mu[p.name] = jnp.full((n,), jnp.log(v))
+    for c in spec.covariates:
+        x = jnp.asarray(covariates[c.name])
+        if c.kind == "categorical":
+            for lv, name in zip(levels[c.name], effect_names(c, levels)):
+                beta = values[name] if name in values else c.fixed
+                mu[c.parameter] = mu[c.parameter] + beta * (x == lv)
+        else:
+            beta = values[c.name] if c.name in values else c.fixed
+            mu[c.parameter] = mu[c.parameter] + beta * jnp.log(x / c.reference)
+    return mu
 
 
 def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
@@ -112,6 +145,42 @@ def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
         raise ModelSpecError("the data have no fitted observations (EVID 0, MDV 0)")
 
 
+def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray) -> set[str]:
+    """Which IIV parameters are sampled centred (``log_ind``) rather than non-centred (``eta_z``).
+
+    Centred suits parameters the data inform well (a non-centred one would be strongly correlated
+    with its typical value); non-centred suits weakly informed ones (a centred one forms a funnel
+    with its omega). ``auto``: centred when the median subject has at least ``RICH_DATA_OBS``
+    fitted observations, except absorption parameters (KA, TLAG), which stay non-centred: a few
+    points on the rising limb rarely pin down each subject's absorption, and with Michaelis-Menten
+    elimination a centred KA made every NUTS tree hit the depth limit.
+    """
+    iiv = spec.iiv.parameters
+    choice = override or spec.iiv.parameterization
+    per_param = dict(choice) if isinstance(choice, tuple) else {p: choice for p in iiv}
+    rich = np.median(mask.sum(axis=1)) >= RICH_DATA_OBS
+    out = set()
+    for p in iiv:
+        c = per_param.get(p, "auto")
+        if c == "auto":
+            c = "centered" if rich and p not in ABSORPTION else "noncentered"
+        if c == "centered":
+            out.add(p)
+    if spec.iiv.structure == "block" and len(iiv) > 1 and 0 < len(out) < len(iiv):
+        # One multivariate normal: centred only if the data inform every parameter in it.
+        out = set() if (override or spec.iiv.parameterization) == "auto" else set(iiv)
+    return out
+
+
+def _describe(iiv, centred) -> str:
+    if not iiv or len(centred) == len(iiv):
+        return "centered" if iiv else "none"
+    if not centred:
+        return "noncentered"
+    return f"centered ({', '.join(p for p in iiv if p in centred)}), noncentered " \
+           f"({', '.join(p for p in iiv if p not in centred)})"
+
+
 # Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
 # dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
 _predict_jit = jax.jit(predict_subjects)
@@ -131,10 +200,8 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     censored = np.asarray(data.blq) & fit_mask & (blq_method == "M3")
     mask = fit_mask & ~(np.asarray(data.blq) & (blq_method in ("M1", "none")))
 
-    par = parameterization or spec.iiv.parameterization
-    if par == "auto":
-        per_subject = np.median(mask.sum(axis=1))
-        par = "centered" if per_subject >= RICH_DATA_OBS else "noncentered"
+    centred = _centred_parameters(spec, parameterization, mask)
+    par = _describe(spec.iiv.parameters, centred)
 
     dv = np.asarray(data.dv)
     positive = dv[mask & ~censored & (dv > 0)]
@@ -158,6 +225,9 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     error_kind = spec.error.model
 
     n_subjects = data.n_subjects
+    c_idx = np.asarray([k for k, p in enumerate(iiv) if p in centred], dtype=int)
+    nc_idx = np.asarray([k for k, p in enumerate(iiv) if p not in centred], dtype=int)
+    order = np.argsort(np.concatenate([c_idx, nc_idx]))  # back to the spec's order
 
     def model(doses, sampling, dv, mask, censored, lloq, covariates):
         theta = {}
@@ -171,17 +241,12 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             if k is not None:
                 # Flip-flop (KA < K) fits oral data as well as KA > K: keep the typical values in the usual mode.
                 numpyro.factor("no_flip_flop", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(theta["KA"] / k)))
-        mu = {name: jnp.full((n_subjects,), jnp.log(theta[name])) for name in theta}
+        effects = {}
         for c in spec.covariates:
-            x = covariates[c.name]
-            if c.kind == "categorical":
-                for lv in levels[c.name]:
-                    name = f"{c.name}_{lv:g}"
-                    beta = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(name, dist.Normal(c.mean, c.sd))
-                    mu[c.parameter] = mu[c.parameter] + beta * (x == lv)
-            else:
-                beta = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(c.name, dist.Normal(c.mean, c.sd))
-                mu[c.parameter] = mu[c.parameter] + beta * jnp.log(x / c.reference)
+            for name in effect_names(c, levels):
+                effects[name] = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(
+                    name, dist.Normal(c.mean, c.sd))
+        mu = log_typical(spec, levels, {**theta, **effects}, covariates, n_subjects)
         log_ind = dict(mu)
         if n_iiv:
             omega = jnp.stack([numpyro.sample(f"omega_{p}", dist.HalfNormal(s)) for p, s in zip(iiv, spec.iiv.omega)])
@@ -190,15 +255,19 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
                 corr = numpyro.sample("L_corr", dist.LKJCholesky(n_iiv, spec.iiv.lkj_eta))
                 tril = omega[:, None] * corr
             with numpyro.plate("subject", n_subjects):
-                if par == "centered":
-                    if block:
-                        li = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril))
-                    else:
-                        li = numpyro.sample("log_ind", dist.Normal(loc, omega).to_event(1))
-                    eta = li - loc
+                if block and c_idx.size:  # a block is centred as a whole
+                    eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril)) - loc
+                elif block:
+                    eta = numpyro.sample("eta_z", dist.Normal(jnp.zeros(n_iiv), 1.0).to_event(1)) @ tril.T
                 else:
-                    z = numpyro.sample("eta_z", dist.Normal(jnp.zeros(n_iiv), 1.0).to_event(1))
-                    eta = z @ tril.T if block else z * omega
+                    parts = []
+                    if c_idx.size:
+                        li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], omega[c_idx]).to_event(1))
+                        parts.append(li - loc[:, c_idx])
+                    if nc_idx.size:
+                        z = numpyro.sample("eta_z", dist.Normal(jnp.zeros(len(nc_idx)), 1.0).to_event(1))
+                        parts.append(z * omega[nc_idx])
+                    eta = jnp.concatenate(parts, axis=-1)[:, order]
             numpyro.deterministic("eta", eta)
             for k, p in enumerate(iiv):
                 log_ind[p] = loc[:, k] + eta[:, k]
@@ -234,7 +303,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     prior_sd = {p.name: p.prior.sd_log for p in spec.parameters if p.prior is not None}
     for c in spec.covariates:
         if c.fixed is None:
-            names = [f"{c.name}_{lv:g}" for lv in levels[c.name]] if c.kind == "categorical" else [c.name]
+            names = effect_names(c, levels)
             population += names
             prior_sd.update({n: c.sd for n in names})
     population += [f"omega_{p}" for p in iiv]
@@ -246,7 +315,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     init.update({s: 0.5 * v for s, v in sigma_scales.items()})
     for c in spec.covariates:  # effects start at their prior mean (NumPyro's default would be uniform(-2, 2))
         if c.fixed is None:
-            names = [f"{c.name}_{lv:g}" for lv in levels[c.name]] if c.kind == "categorical" else [c.name]
+            names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init)
+                      prior_sd, init, tuple(p for p in iiv if p in centred))

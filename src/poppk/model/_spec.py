@@ -15,7 +15,8 @@ Format (see ``models/*.toml`` for commented examples)::
     parameters = ["CL", "V", "KA"]
     omega = 0.5                         # half-normal scale of each SD (number or table)
     structure = "diagonal"              # or "block" (LKJ prior, lkj_eta)
-    parameterization = "auto"           # centered | noncentered | auto
+    parameterization = "auto"           # auto | centered | noncentered, or per parameter:
+                                        # { CL = "centered", KA = "noncentered" }
 
     [[covariates]]                      # kind: power | categorical | dose
     parameter = "CL"
@@ -96,7 +97,8 @@ class IIV:
     omega: tuple[float, ...] = ()
     structure: str = "diagonal"
     lkj_eta: float = 2.0
-    parameterization: str = "auto"
+    #: "auto", "centered", "noncentered", or ((parameter, choice), ...) per IIV parameter.
+    parameterization: str | tuple[tuple[str, str], ...] = "auto"
 
 
 @dataclass(frozen=True)
@@ -229,8 +231,17 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
     if structure not in ("diagonal", "block"):
         raise _err(source, "iiv.structure", f"must be 'diagonal' or 'block', got {structure!r}")
     par = iiv_raw.get("parameterization", "auto")
-    if par not in ("auto", "centered", "noncentered"):
-        raise _err(source, "iiv.parameterization", f"must be auto, centered or noncentered, got {par!r}")
+    if isinstance(par, dict):
+        if iiv_raw.get("structure") == "block":
+            raise _err(source, "iiv.parameterization", "a block is centred or non-centred as a whole; give one word")
+        for p, choice in par.items():
+            if p not in iiv_params:
+                raise _err(source, f"iiv.parameterization.{p}", f"{p} has no IIV (iiv.parameters: {list(iiv_params)})")
+            if choice not in ("auto", "centered", "noncentered"):
+                raise _err(source, f"iiv.parameterization.{p}", f"must be auto, centered or noncentered, got {choice!r}")
+        par = tuple((p, par.get(p, "auto")) for p in iiv_params)
+    elif par not in ("auto", "centered", "noncentered"):
+        raise _err(source, "iiv.parameterization", f"must be auto, centered or noncentered (or a table), got {par!r}")
     iiv = IIV(iiv_params, omega, structure, _positive(source, "iiv.lkj_eta", iiv_raw.get("lkj_eta", 2.0)), par)
 
     covs = []

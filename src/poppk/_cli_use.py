@@ -1,0 +1,218 @@
+"""Commands that use a fitted model: ``poppk simulate``, ``poppk tox``, ``poppk dose``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import PoppkError
+
+
+def _fmt(frame) -> str:
+    from ._cli_more import _fmt_table
+
+    return _fmt_table(frame)
+
+
+def _load(folder: str):
+    from .fit import load_fit
+
+    return load_fit(folder)
+
+
+def _doses(text: str | None, fit) -> list[float]:
+    if text:
+        try:
+            return [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise PoppkError(f"--doses expects numbers separated by commas, got {text!r}") from None
+    import numpy as np
+
+    amt = np.asarray(fit.data.doses.amt)[np.asarray(fit.data.doses.mask)]
+    return sorted({float(a) for a in amt})  # the strengths given in the trial
+
+
+def _positive_int(value: int, name: str) -> int:
+    if value < 1:
+        raise PoppkError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def cmd_simulate(args) -> int:
+    from .simulate import Target, simulate_regimen
+
+    fit = _load(args.dir)
+    target = Target.parse(args.target) if args.target else None
+    sim = simulate_regimen(fit, args.regimen, n=_positive_int(args.n, "--n"), seed=args.seed, residual=args.residual)
+    out = Path(args.out or Path(args.dir) / "simulations")
+    sim.save(out, target)
+    summary = sim.summary(target)
+    keep = summary["metric"].isin(["AUCtau_ss", "Cmax_ss", "Cmin_ss", "t_ss_h"]) | summary["metric"].str.startswith("P(")
+    print(_fmt(summary[keep]))
+    print(f"\nwrote {out}/exposures.csv, summary.csv, bands.csv, regimens.png")
+    return 0
+
+
+def cmd_tox(args) -> int:
+    import pandas as pd
+
+    from .exposure import fit_exposure_response
+    from .simulate import simulate_regimen
+
+    fit = _load(args.dir)
+    try:
+        ae = pd.read_csv(args.ae)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise PoppkError(f"cannot read the adverse-event table {args.ae}: {exc}") from None
+    res = fit_exposure_response(fit, ae, args.event, metric=args.metric, grade=args.grade,
+                                model="ordinal" if args.ordinal else "logistic", seed=args.seed,
+                                chains=args.chains)
+    out = Path(args.out or Path(args.dir) / "tox" / args.event)
+    res.save(out)
+    d = res.diagnostics
+    print(f"{args.event} (grade >= {res.grade}) against {res.metric} ({res.unit}), {res.model} model; "
+          f"reference exposure {res.reference:.4g}")
+    for k, v in res.draws.items():
+        import numpy as np
+
+        v = np.asarray(v)
+        cols = [v] if v.ndim == 1 else [v[:, j] for j in range(v.shape[1])]
+        for j, c in enumerate(cols):
+            name = k if v.ndim == 1 else f"{k}[{j + 1}]"
+            print(f"  {name}: median {np.median(c):.3f}, 90% interval [{np.quantile(c, .05):.3f}, "
+                  f"{np.quantile(c, .95):.3f}]")
+    warn = []
+    if d.get("divergences"):
+        warn.append(f"{d['divergences']} divergences")
+    if d.get("max_r_hat", 1.0) > 1.01:
+        warn.append(f"r_hat {d['max_r_hat']:.3f}")
+    if warn:
+        print("WARNING: " + ", ".join(warn))
+    regimens = args.regimen or [f"{d:g} {fit.data.dose_unit} q{_interval(fit):g}h x 28 d" for d in _doses(None, fit)]
+    sim = simulate_regimen(fit, regimens, n=args.n, seed=args.seed)
+    risk = res.regimen_risk(sim)
+    risk.to_csv(out / "regimens.csv", index=False)
+    print("\nexpected event rate by regimen (90% interval):")
+    print(_fmt(risk))
+    print(f"\nwrote {out}/exposure_response.png, curve.csv, patients.csv, regimens.csv, draws.csv, tox.json")
+    return 0
+
+
+def _interval(fit) -> float:
+    import numpy as np
+
+    from .exposure import patient_regimens
+
+    return float(np.median([r.tau for r in patient_regimens(fit).values()]))
+
+
+def cmd_dose(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .dosing import patient_posterior, recommend_dose, virtual_trial
+    from .exposure import ExposureResponse
+    from .plots import plot_dose_options
+    from .simulate import Target
+
+    fit = _load(args.dir)
+    if args.target is None:
+        raise PoppkError("--target is required, e.g. --target AUCss=3000:6000")
+    target = Target.parse(args.target)
+    if args.max_tox_prob is not None and not 0 < args.max_tox_prob < 1:
+        raise PoppkError(f"--max-tox-prob must be between 0 and 1, got {args.max_tox_prob}")
+    tox = ExposureResponse.load(Path(args.dir) / "tox" / args.tox) if args.tox else None
+    if args.max_tox_prob is not None and tox is None:
+        raise PoppkError("--max-tox-prob needs --tox EVENT (an exposure-toxicity model made by poppk tox)")
+    doses = _doses(args.doses, fit)
+    try:
+        intervals = [float(x) for x in str(args.interval).split(",")]
+    except ValueError:
+        raise PoppkError(f"--interval expects hours, e.g. 12 or 12,24; got {args.interval!r}") from None
+    out = Path(args.out or Path(args.dir) / "dosing")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.virtual_trial:
+        if len(intervals) != 1:
+            raise PoppkError("the virtual trial uses one dosing interval")
+        start = args.start_dose or max(d for d in doses if d <= sorted(doses)[len(doses) // 2])
+        table = virtual_trial(fit, target, doses=doses, start_dose=start, interval=intervals[0], n=args.n,
+                              trough_day=args.trough_day, tox=tox, max_tox_prob=args.max_tox_prob,
+                              method=args.method, seed=args.seed)
+        table.to_csv(out / "virtual_trial.csv", index=False)
+        print(f"virtual trial, {args.n} patients: fixed dosing vs PK-guided (start {start:g} "
+              f"{fit.data.dose_unit}, trough on day {args.trough_day:g}); target {target.label}")
+        print(_fmt(table))
+        print(f"\nwrote {out}/virtual_trial.csv")
+        return 0
+    if not args.patient:
+        raise PoppkError("give --patient FILE (one patient's records) or --virtual-trial")
+    from .data import read_nonmem
+
+    patient = read_nonmem(args.patient, dose_unit=fit.data.dose_unit, conc_unit=fit.data.conc_unit, lloq=args.lloq,
+                          warn=False)
+    post = patient_posterior(fit, patient, method=args.method, seed=args.seed)
+    rec = recommend_dose(fit, post, target, doses=doses, intervals=intervals, tox=tox, max_tox_prob=args.max_tox_prob)
+    rec.table.to_csv(out / "dose_options.csv", index=False)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plot_dose_options(rec.table, ax=ax)
+    ax.set_title(f"patient {patient.ids[0]}: {target.label}")
+    fig.tight_layout()
+    fig.savefig(out / "dose_options.png", dpi=120)
+    plt.close(fig)
+    ess = f", importance-sampling ESS {post.ess:.0f}" if post.ess is not None else ""
+    print(f"patient {patient.ids[0]}: {post.method} posterior{ess}")
+    if post.ess is not None and post.ess < 100:
+        print("WARNING: few effective draws; the posterior is approximate (try --method map to compare)")
+    print(_fmt(rec.table.drop(columns=["recommended"])))
+    print(f"\nrecommended: {rec.recommended or 'none'} -- {rec.reason}")
+    print(f"wrote {out}/dose_options.csv, dose_options.png")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("simulate", help="simulate regimens for virtual patients from a fit's posterior")
+    p.add_argument("dir", help="fit folder")
+    p.add_argument("--regimen", action="append", required=True,
+                   help='e.g. "110 mg q12h x 28 d" (repeat to compare regimens)')
+    p.add_argument("--n", type=int, default=1000, help="virtual patients (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--residual", action="store_true", help="add residual error to the concentration bands")
+    p.add_argument("--target", help="target window, e.g. AUCss=3000:6000 (adds P(target) to the summary)")
+    p.add_argument("--out", help="output folder (default DIR/simulations)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("tox", help="exposure-toxicity model of an adverse event against posterior exposure")
+    p.add_argument("dir", help="fit folder")
+    p.add_argument("--ae", required=True, help="CSV: ID and the maximum grade of each event (0 = none)")
+    p.add_argument("--event", required=True, help="column of the event to model")
+    p.add_argument("--metric", default="AUCss", help="AUCss (default), Cmaxss, Cminss or Cavss")
+    p.add_argument("--grade", type=int, default=1, help="event = grade >= G (default 1)")
+    p.add_argument("--ordinal", action="store_true", help="ordinal model over grades instead of logistic")
+    p.add_argument("--regimen", action="append", help="regimens for the event-rate table (default: the trial's doses)")
+    p.add_argument("--n", type=int, default=1000, help="virtual patients per regimen")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default DIR/tox/EVENT)")
+    from ._cli_more import _set_devices
+
+    p.set_defaults(func=cmd_tox, before_jax=_set_devices)
+
+    p = sub.add_parser("dose", help="PK-guided dose for one patient, or a virtual trial of guided vs fixed dosing")
+    p.add_argument("dir", help="fit folder")
+    p.add_argument("--patient", help="one patient's NONMEM-style records (doses and observations)")
+    p.add_argument("--target", help="target window, e.g. AUCss=3000:6000")
+    p.add_argument("--doses", help="available strengths, e.g. 10,20,40,80 (default: the trial's doses)")
+    p.add_argument("--interval", default="12", help="dosing interval(s) in h, e.g. 12 or 12,24")
+    p.add_argument("--tox", help="event whose exposure-toxicity model (poppk tox) gives P(toxicity)")
+    p.add_argument("--max-tox-prob", type=float, help="only regimens with P(toxicity) at most this")
+    p.add_argument("--method", choices=["full", "map"], default="full",
+                   help="full Bayesian (default) or MAP (fast) patient posterior")
+    p.add_argument("--lloq", type=float, help="LLOQ of the patient's BLQ records when the file has no LLOQ column")
+    p.add_argument("--virtual-trial", action="store_true", help="fixed vs PK-guided dosing on virtual patients")
+    p.add_argument("--start-dose", type=float, help="virtual trial: starting dose (default: the middle strength)")
+    p.add_argument("--trough-day", type=float, default=8.0, help="virtual trial: day of the measured trough")
+    p.add_argument("--n", type=int, default=500, help="virtual trial: patients")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default DIR/dosing)")
+    p.set_defaults(func=cmd_dose)

@@ -1,0 +1,282 @@
+"""Exposure-toxicity: Bayesian logistic (or ordinal) models of an adverse event against exposure.
+
+Each fitted patient's exposure (a steady-state metric at the regimen they
+received) is not a number but a posterior: ``n_draws`` draws of their
+individual parameters, each pushed through the dosing engine. The event model
+
+    P(grade >= G | x) = expit(a + b log(x / ref))          (logistic)
+    P(grade >= g | x) = expit(b log(x / ref) - c_g)        (ordinal, ordered cutpoints c)
+
+is fitted by NUTS with each patient's likelihood averaged over their exposure
+draws, ``p(y_i | a, b) = mean_k p(y_i | a, b, x_ik)``: the exposure uncertainty
+is integrated out and the adverse events do not feed back into the PK (a "cut",
+as in sequential PK-PD modelling). ``ref`` is the median exposure, so ``a`` is
+the log-odds at a typical exposure. Priors: ``a ~ Normal(0, 2.5)``,
+``b ~ Normal(0, 2.5)`` per unit log exposure, cutpoints ``Normal(0, 2.5)``
+(weakly informative, Gelman et al. 2008 for logistic regression).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .errors import PoppkError
+from .simulate import Regimen, exposure_metrics, metric_name, metric_unit
+from .simulate._regimen import Segment
+
+#: Exposure values at which the curve is tabulated.
+CURVE_POINTS = 100
+
+
+def patient_regimens(fit) -> dict:
+    """Each fitted subject's maintenance regimen, from the data: ``{ID: Regimen}``.
+
+    The last dose amount, repeated every ``II`` (or the last gap between doses) for as
+    many doses as the subject received (at least 20, enough to reach steady state for a drug
+    whose half-life is below the interval times 6).
+    """
+    from .pk import expand_trains
+
+    each = expand_trains(fit.data.doses)
+    out = {}
+    for i, sid in enumerate(fit.data.ids):
+        m = np.asarray(each.mask[i])
+        t, a, ii = np.asarray(each.time[i])[m], np.asarray(each.amt[i])[m], np.asarray(each.ii[i])[m]
+        if t.size == 0:
+            raise PoppkError(f"subject {sid} has no doses; no exposure can be computed")
+        tau = ii[-1] if ii[-1] > 0 else (t[-1] - t[-2] if t.size > 1 else 0.0)
+        if tau <= 0:
+            raise PoppkError(f"subject {sid} received a single dose; steady-state exposure needs a dosing interval")
+        out[sid] = Regimen((Segment(float(a[-1]), max(int(t.size), 20), float(tau)),), fit.data.dose_unit)
+    return out
+
+
+def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
+    """Posterior draws of each fitted subject's steady-state exposure at their own regimen, (N, n_draws)."""
+    metric = metric_name(metric)
+    draws = fit.individual_draws(n_draws, seed)
+    regs = patient_regimens(fit)
+    S = next(iter(draws.values())).shape[0]
+    out = np.empty((fit.data.n_subjects, S))
+    groups: dict = {}
+    for i, sid in enumerate(fit.data.ids):
+        groups.setdefault(regs[sid], []).append(i)
+    for reg, idx in groups.items():
+        params = {k: v[:, idx].T.ravel() for k, v in draws.items()}  # (len(idx) * S,)
+        m, _ = exposure_metrics(fit.spec.kernel, params, reg, dose_unit=fit.data.dose_unit,
+                                conc_unit=fit.data.conc_unit, band_points=2)
+        out[idx] = m[metric].reshape(len(idx), S)
+    return out
+
+
+def _er_model(logx, y, n_levels: int, ordinal: bool):
+    import numpyro
+    import numpyro.distributions as dist
+
+    slope = numpyro.sample("slope", dist.Normal(0.0, 2.5))
+    if ordinal:
+        cut = numpyro.sample("cutpoints", dist.TransformedDistribution(
+            dist.Normal(0.0, 2.5).expand([n_levels - 1]), dist.transforms.OrderedTransform()))
+        lp = dist.OrderedLogistic(slope * logx, cut).log_prob(y[:, None])  # (N, K)
+    else:
+        a = numpyro.sample("intercept", dist.Normal(0.0, 2.5))
+        lp = dist.Bernoulli(logits=a + slope * logx).log_prob(y[:, None])
+    numpyro.factor("events", (jax.scipy.special.logsumexp(lp, axis=1) - jnp.log(logx.shape[1])).sum())
+
+
+@dataclass(frozen=True)
+class ExposureResponse:
+    """A fitted exposure-response model for one event.
+
+    ``draws`` holds the posterior (``slope``; ``intercept`` or ``cutpoints``), ``patients``
+    each patient's event and exposure (median, 5%, 95%), ``curve`` P(event) against exposure
+    (median and 90% band). ``grade``: the event is grade >= ``grade``.
+    """
+
+    event: str
+    metric: str
+    unit: str
+    reference: float
+    grade: int
+    model: str
+    draws: dict
+    patients: pd.DataFrame
+    curve: pd.DataFrame
+    diagnostics: dict = field(default_factory=dict)
+    truth: object = None
+
+    def probability(self, exposure) -> np.ndarray:
+        """Posterior draws of P(grade >= ``grade``) at each exposure, (S, M)."""
+        logx = np.log(np.asarray(exposure, float) / self.reference)
+        eta = self.draws["slope"][:, None] * logx[None, :]
+        if self.model == "ordinal":
+            eta = eta - self.draws["cutpoints"][:, self.grade - 1][:, None]
+        else:
+            eta = eta + self.draws["intercept"][:, None]
+        return 1.0 / (1.0 + np.exp(-eta))
+
+    def regimen_risk(self, sim) -> pd.DataFrame:
+        """Expected event rate under each simulated regimen: median and 90% interval, carrying
+        the uncertainty of both models (exposure-response draw ``s`` meets PK replicate ``s % R``)."""
+        rows = []
+        for label, g in sim.exposures.groupby("regimen", sort=False):
+            p = self.probability(g[self.metric].to_numpy())  # (S, n)
+            reps = g["replicate"].to_numpy()
+            R = reps.max() + 1
+            rate = np.array([p[s, reps == s % R].mean() for s in range(p.shape[0])])
+            rows.append({"regimen": label, "event": self.event, "p_event": np.median(rate),
+                         "p_lo": np.quantile(rate, 0.05), "p_hi": np.quantile(rate, 0.95),
+                         f"{self.metric}_median": g[self.metric].median()})
+        return pd.DataFrame(rows)
+
+    def save(self, folder: str | Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .plots import plot_exposure_response
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.patients.to_csv(folder / "patients.csv", index=False)
+        self.curve.to_csv(folder / "curve.csv", index=False)
+        flat = {k: np.asarray(v) for k, v in self.draws.items()}
+        cols = {}
+        for k, v in flat.items():
+            if v.ndim == 1:
+                cols[k] = v
+            else:
+                cols.update({f"{k}_{j + 1}": v[:, j] for j in range(v.shape[1])})
+        pd.DataFrame(cols).to_csv(folder / "draws.csv", index=False)
+        meta = {"event": self.event, "metric": self.metric, "unit": self.unit, "reference": self.reference,
+                "grade": self.grade, "model": self.model, "diagnostics": self.diagnostics}
+        (folder / "tox.json").write_text(json.dumps(meta, indent=1, default=float))
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        plot_exposure_response(self, ax=ax)
+        fig.tight_layout()
+        fig.savefig(folder / "exposure_response.png", dpi=120)
+        plt.close(fig)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ExposureResponse:
+        folder = Path(folder)
+        if not (folder / "tox.json").exists():
+            raise PoppkError(f"{folder} is not an exposure-response folder (no tox.json); run poppk tox first")
+        meta = json.loads((folder / "tox.json").read_text())
+        frame = pd.read_csv(folder / "draws.csv")
+        draws = {"slope": frame["slope"].to_numpy()}
+        if meta["model"] == "ordinal":
+            draws["cutpoints"] = frame[[c for c in frame if c.startswith("cutpoints_")]].to_numpy()
+        else:
+            draws["intercept"] = frame["intercept"].to_numpy()
+        return cls(meta["event"], meta["metric"], meta["unit"], meta["reference"], meta["grade"], meta["model"],
+                   draws, pd.read_csv(folder / "patients.csv"), pd.read_csv(folder / "curve.csv"),
+                   meta.get("diagnostics", {}))
+
+
+def _event_values(ae: pd.DataFrame, event: str, ids) -> np.ndarray:
+    if "ID" not in ae.columns:
+        raise PoppkError("the adverse-event table needs an ID column")
+    if event not in ae.columns:
+        cols = [c for c in ae.columns if c not in ("ID", "DOSE")]
+        raise PoppkError(f"no column {event!r} in the adverse-event table; it has {', '.join(cols)}")
+    col = pd.to_numeric(ae[event], errors="coerce")
+    bad = ae.index[col.isna() | (col < 0) | (col != np.round(col))].tolist()
+    if bad:
+        raise PoppkError(f"adverse-event table, column {event}: rows {[b + 2 for b in bad[:10]]} are not grades "
+                         "(whole numbers >= 0); row numbers count the header as row 1")
+    by_id = dict(zip(ae["ID"].astype(str), col.astype(int)))
+    dup = ae["ID"].astype(str).duplicated()
+    if dup.any():
+        raise PoppkError(f"adverse-event table: ID(s) {ae['ID'][dup].tolist()[:10]} appear more than once")
+    missing = [sid for sid in ids if str(sid) not in by_id]
+    if missing:
+        raise PoppkError(f"adverse-event table lacks fitted subject(s) {missing[:10]}")
+    return np.asarray([by_id[str(sid)] for sid in ids])
+
+
+def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "AUCss", grade: int = 1,
+                          model: str = "logistic", n_draws: int = 200, chains: int = 4, warmup: int = 1000,
+                          samples: int = 1000, seed: int = 0, progress: bool = False) -> ExposureResponse:
+    """Fit P(``event`` grade >= ``grade``) against each patient's posterior exposure (module docstring).
+
+    Parameters
+    ----------
+    fit : Fit
+        The PK fit whose subjects the adverse-event table describes.
+    ae : DataFrame
+        One row per subject: ``ID`` and the maximum grade (0 = none) of each event.
+    event : str
+        The column to model.
+    metric : str
+        ``AUCss`` (AUC over a dosing interval at steady state), ``Cmaxss``, ``Cminss`` or ``Cavss``.
+    model : {"logistic", "ordinal"}
+        Ordinal needs at least two grades above 0 in the data.
+    """
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+
+    from ._config import ensure_x64
+
+    ensure_x64()
+    metric = metric_name(metric)
+    if model not in ("logistic", "ordinal"):
+        raise PoppkError(f"model must be 'logistic' or 'ordinal', got {model!r}")
+    y = _event_values(ae, event, fit.data.ids)
+    n_levels = int(y.max()) + 1
+    if model == "ordinal" and n_levels < 3:
+        raise PoppkError(f"{event}: an ordinal model needs at least two grades above 0; the data have max grade "
+                         f"{n_levels - 1} (use the logistic model)")
+    if not 1 <= grade <= max(n_levels - 1, 1):
+        raise PoppkError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
+    if model == "logistic":
+        y = (y >= grade).astype(int)
+    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed)
+    if not (np.isfinite(x) & (x > 0)).all():
+        raise PoppkError(f"some patients' {metric} draws are not positive; cannot take logs")
+    ref = float(np.median(x))
+    logx = jnp.asarray(np.log(x / ref))
+    method = "parallel" if jax.local_device_count() >= chains else "sequential"
+    mcmc = MCMC(NUTS(_er_model), num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+                progress_bar=progress)
+    mcmc.run(jax.random.PRNGKey(seed), logx, jnp.asarray(y), n_levels, model == "ordinal",
+             extra_fields=("diverging",))
+    draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
+    diag = _diagnostics(mcmc)
+    lo, hi = np.quantile(x, 0.01) / 2, np.quantile(x, 0.99) * 2
+    grid = np.geomspace(lo, hi, CURVE_POINTS)
+    res = ExposureResponse(event, metric, metric_unit(metric, fit.data.conc_unit), ref, grade, model, draws,
+                           pd.DataFrame(), pd.DataFrame(), diag)
+    p = res.probability(grid)
+    curve = pd.DataFrame({"exposure": grid, "p_median": np.median(p, 0), "p_lo": np.quantile(p, 0.05, 0),
+                          "p_hi": np.quantile(p, 0.95, 0)})
+    patients = pd.DataFrame({"ID": list(fit.data.ids), "event": y if model == "logistic" else (y >= grade).astype(int),
+                             "grade": _event_values(ae, event, fit.data.ids),
+                             "exposure_median": np.median(x, 1), "exposure_lo": np.quantile(x, 0.05, 1),
+                             "exposure_hi": np.quantile(x, 0.95, 1)})
+    return ExposureResponse(event, metric, res.unit, ref, grade, model, draws, patients, curve, diag)
+
+
+def _diagnostics(mcmc) -> dict:
+    from ._fitsummary import _ess_rhat
+
+    grouped = mcmc.get_samples(group_by_chain=True)
+    out = {"divergences": int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())}
+    if next(iter(grouped.values())).shape[0] > 1:
+        columns = [np.asarray(v)[..., None] if np.ndim(v) == 2 else np.asarray(v) for v in grouped.values()]
+        stats = [_ess_rhat(c[..., j]) for c in columns for j in range(c.shape[-1])]
+        out["max_r_hat"] = max(s[2] for s in stats)
+        out["min_ess_bulk"] = min(s[0] for s in stats)
+    return out
+
+
+__all__ = ["ExposureResponse", "fit_exposure_response", "patient_exposure", "patient_regimens"]

@@ -1,0 +1,17 @@
+"""Using a fitted model: regimens, virtual populations and steady-state exposure.
+
+>>> from poppk.simulate import parse_regimen
+>>> parse_regimen("200 mg qd x 28 d").n_doses
+28
+"""
+
+from ._exposure import METRICS, exposure_metrics, metric_name, metric_unit, regimen_times
+from ._population import VirtualPopulation, residual_draws, virtual_population
+from ._regimen import Regimen, RegimenError, Segment, parse_regimen
+from ._simulation import RegimenSimulation, Target, simulate_regimen
+
+__all__ = [
+    "METRICS", "Regimen", "RegimenError", "RegimenSimulation", "Segment", "Target", "VirtualPopulation",
+    "exposure_metrics", "metric_name", "metric_unit", "parse_regimen", "regimen_times", "residual_draws",
+    "simulate_regimen", "virtual_population",
+]

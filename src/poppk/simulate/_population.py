@@ -1,0 +1,153 @@
+"""Virtual patients drawn from a fit's posterior.
+
+Each virtual patient gets one posterior draw of the population parameters
+(parameter uncertainty: patients are split into ``n_replicates`` groups that
+share a draw, so that summaries can be given with uncertainty intervals),
+new random effects (between-subject variability) and covariates resampled
+from the fitted subjects (or given). Individual parameters come from
+:func:`poppk.model.log_typical`, the function the fitted model itself uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..errors import PoppkError
+from ..model._build import log_typical
+from ..units import DOSE_UNITS
+
+
+@dataclass(frozen=True)
+class VirtualPopulation:
+    """``n`` virtual patients: population draw, covariates and standardised random effects.
+
+    Attributes
+    ----------
+    draws : dict of (n,) or (n, k, k) arrays
+        Population parameters of each patient's posterior draw.
+    replicate : (n,) int
+        Which of the ``n_replicates`` draws the patient shares.
+    covariates : DataFrame
+        One row per patient (the data's covariate columns).
+    z : (n, n_iiv) array
+        Standard-normal random effects (``eta = omega * z``, or with ``L_corr`` for a block).
+    """
+
+    fit: object
+    draws: dict
+    replicate: np.ndarray
+    covariates: pd.DataFrame
+    z: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.replicate)
+
+    def eta(self) -> np.ndarray:
+        iiv = list(self.fit.spec.iiv.parameters)
+        if not iiv:
+            return np.zeros((self.n, 0))
+        omega = np.stack([self.draws[f"omega_{p}"] for p in iiv], axis=-1)  # (n, k)
+        if "L_corr" in self.draws:
+            scaled = omega[:, :, None] * self.draws["L_corr"]
+            return np.einsum("nij,nj->ni", scaled, self.z)
+        return omega * self.z
+
+    def parameters(self, first_dose: float | None = None, dose_unit: str | None = None) -> dict[str, np.ndarray]:
+        """Individual structural parameters ``{name: (n,)}``.
+
+        ``first_dose`` (in ``dose_unit``, default the data's) feeds a dose covariate, if the model has one.
+        """
+        fit = self.fit
+        spec = fit.spec
+        covs = {}
+        for c in spec.covariates:
+            if c.kind == "dose":
+                if first_dose is None:
+                    raise PoppkError(f"the model has a dose covariate ({c.name}): give the regimen")
+                scale = DOSE_UNITS[dose_unit or fit.data.dose_unit] / DOSE_UNITS[fit.data.dose_unit]
+                covs[c.name] = np.full(self.n, first_dose * scale)
+            else:
+                covs[c.name] = self.covariates[c.covariate].to_numpy(float)
+        levels = _levels(fit) if any(c.kind == "categorical" for c in spec.covariates) else {}
+        mu = log_typical(spec, levels, self.draws, covs, self.n)
+        eta = self.eta()
+        out = {k: np.asarray(v) for k, v in mu.items()}
+        for k, p in enumerate(spec.iiv.parameters):
+            out[p] = out[p] + eta[:, k]
+        return {p: np.exp(out[p]) for p in fit.info["kernel_params"]}
+
+
+def _levels(fit) -> dict[str, tuple]:
+    from ..model import build_model
+
+    return build_model(fit.spec, fit.data).levels
+
+
+def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int | None = None,
+                       covariates: pd.DataFrame | None = None) -> VirtualPopulation:
+    """Draw ``n`` virtual patients from ``fit`` (see the module docstring).
+
+    Parameters
+    ----------
+    fit : Fit
+    n : int
+        Number of virtual patients.
+    seed : int
+    n_replicates : int, optional
+        Posterior draws shared among the patients (default ``n // 50``, at most 200; at least 50 patients
+        per draw keep the spread of per-replicate summaries mostly parameter uncertainty); patient ``j``
+        uses replicate ``j % n_replicates``.
+    covariates : DataFrame, optional
+        Covariate values to sample from (default: the fitted subjects' baseline covariates).
+    """
+    if n < 1:
+        raise PoppkError(f"the number of virtual patients must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    names = list(fit.info["population"])
+    post = fit.tree["posterior"]
+    if "L_corr" in post.data_vars:
+        names.append("L_corr")
+    all_draws = {k: fit.draws(k) for k in names}
+    total = next(iter(all_draws.values())).shape[0]
+    R = max(1, min(n // 50, 200, total)) if n_replicates is None else int(n_replicates)
+    if not 1 <= R:
+        raise PoppkError(f"n_replicates must be at least 1, got {R}")
+    chosen = rng.choice(total, size=R, replace=R > total)
+    replicate = np.arange(n) % R
+    draws = {k: v[chosen][replicate] for k, v in all_draws.items()}
+
+    needed = sorted({c.covariate for c in fit.spec.covariates if c.kind != "dose"})
+    source = fit.data.to_frame().groupby("ID", sort=False).first() if covariates is None else covariates
+    missing = [c for c in needed if c not in source.columns]
+    if missing:
+        raise PoppkError(f"covariate(s) {', '.join(missing)} needed by the model are not in the covariate table")
+    cols = [c for c in source.columns if c in set(fit.data.covariate_names) | set(needed)]
+    table = source[cols].reset_index(drop=True)
+    if needed and table[needed].isna().any().any():
+        raise PoppkError(f"the covariate table has missing values in {needed}")
+    rows = rng.integers(0, len(table), size=n) if len(table) else np.zeros(n, int)
+    cov = table.iloc[rows].reset_index(drop=True) if len(table) else pd.DataFrame(index=range(n))
+    z = rng.standard_normal((n, len(fit.spec.iiv.parameters)))
+    return VirtualPopulation(fit, draws, replicate, cov, z)
+
+
+def residual_draws(fit, draws: dict, conc: np.ndarray, seed: int) -> np.ndarray:
+    """``conc`` (n, T) with residual error of each patient's draw of the error model."""
+    from jax import random
+
+    from ..model import PKResidual
+
+    kind = fit.spec.error.model
+    sig = {s: jnp.asarray(draws[s])[:, None] for s in fit.spec.error.sigmas}
+    res = PKResidual(jnp.maximum(jnp.asarray(conc), 1e-30) if kind in ("proportional", "exponential") else conc,
+                     kind, sd_add=sig.get("sigma_add", 0.0), sd_prop=sig.get("sigma_prop", 0.0),
+                     sd_log=sig.get("sigma_log", 0.0))
+    return np.asarray(res.sample(random.PRNGKey(seed)))
+
+
+__all__ = ["VirtualPopulation", "virtual_population", "residual_draws"]

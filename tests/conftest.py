@@ -28,3 +28,17 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 6
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def theo_quick_fit(tmp_path_factory):
+    """A short theophylline fit (additive error, 2 chains x 300 + 300) saved as a fit folder.
+
+    Used where a real posterior is needed but its precision is not under test
+    (simulation, exposure-response, dosing).
+    """
+    import poppk
+
+    data = poppk.datasets.load("theophylline")
+    f = poppk.fit(data, "oral1cmt_additive", chains=2, warmup=300, samples=300, progress=False, seed=1)
+    return f.save(tmp_path_factory.mktemp("theo_quick") / "fit")

@@ -65,7 +65,7 @@ def cmd_tox(args) -> int:
         raise PoppkError(f"cannot read the adverse-event table {args.ae}: {exc}") from None
     res = fit_exposure_response(fit, ae, args.event, metric=args.metric, grade=args.grade,
                                 model="ordinal" if args.ordinal else "logistic", seed=args.seed,
-                                chains=args.chains)
+                                chains=args.chains, interval=args.interval)
     out = Path(args.out or Path(args.dir) / "tox" / args.event)
     res.save(out)
     d = res.diagnostics
@@ -87,7 +87,8 @@ def cmd_tox(args) -> int:
         warn.append(f"r_hat {d['max_r_hat']:.3f}")
     if warn:
         print("WARNING: " + ", ".join(warn))
-    regimens = args.regimen or [f"{d:g} {fit.data.dose_unit} q{_interval(fit):g}h x 28 d" for d in _doses(None, fit)]
+    tau = args.interval or _interval(fit)
+    regimens = args.regimen or [f"{d:g} {fit.data.dose_unit} q{tau:g}h x 28 d" for d in _doses(None, fit)]
     sim = simulate_regimen(fit, regimens, n=args.n, seed=args.seed)
     risk = res.regimen_risk(sim)
     risk.to_csv(out / "regimens.csv", index=False)
@@ -188,6 +189,7 @@ def add_commands(sub) -> None:
     p.add_argument("--event", required=True, help="column of the event to model")
     p.add_argument("--metric", default="AUCss", help="AUCss (default), Cmaxss, Cminss or Cavss")
     p.add_argument("--grade", type=int, default=1, help="event = grade >= G (default 1)")
+    p.add_argument("--interval", type=float, help="dosing interval (h) of the patients' regimen (default: the data's)")
     p.add_argument("--ordinal", action="store_true", help="ordinal model over grades instead of logistic")
     p.add_argument("--regimen", action="append", help="regimens for the event-rate table (default: the trial's doses)")
     p.add_argument("--n", type=int, default=1000, help="virtual patients per regimen")

@@ -18,6 +18,7 @@ the log-odds at a typical exposure. Priors: ``a ~ Normal(0, 2.5)``,
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,12 @@ from .simulate._regimen import Segment
 CURVE_POINTS = 100
 
 
-def patient_regimens(fit) -> dict:
+def patient_regimens(fit, interval: float | None = None) -> dict:
     """Each fitted subject's maintenance regimen, from the data: ``{ID: Regimen}``.
 
-    The last dose amount, repeated every ``II`` (or the last gap between doses) for as
-    many doses as the subject received (at least 20, enough to reach steady state for a drug
-    whose half-life is below the interval times 6).
+    The last dose amount, repeated every ``II`` (or the last gap between doses; or ``interval``
+    hours, which single-dose studies need) for as many doses as the subject received, at least 20
+    (steady state for a drug whose half-life is below 3 intervals).
     """
     from .pk import expand_trains
 
@@ -51,18 +52,20 @@ def patient_regimens(fit) -> dict:
         t, a, ii = np.asarray(each.time[i])[m], np.asarray(each.amt[i])[m], np.asarray(each.ii[i])[m]
         if t.size == 0:
             raise PoppkError(f"subject {sid} has no doses; no exposure can be computed")
-        tau = ii[-1] if ii[-1] > 0 else (t[-1] - t[-2] if t.size > 1 else 0.0)
+        tau = interval or (ii[-1] if ii[-1] > 0 else (t[-1] - t[-2] if t.size > 1 else 0.0))
         if tau <= 0:
-            raise PoppkError(f"subject {sid} received a single dose; steady-state exposure needs a dosing interval")
+            raise PoppkError(f"subject {sid} received a single dose; steady-state exposure needs a dosing interval "
+                             "(give one: interval=12, or --interval 12)")
         out[sid] = Regimen((Segment(float(a[-1]), max(int(t.size), 20), float(tau)),), fit.data.dose_unit)
     return out
 
 
-def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
+def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: int = 0,
+                     interval: float | None = None) -> np.ndarray:
     """Posterior draws of each fitted subject's steady-state exposure at their own regimen, (N, n_draws)."""
     metric = metric_name(metric)
     draws = fit.individual_draws(n_draws, seed)
-    regs = patient_regimens(fit)
+    regs = patient_regimens(fit, interval)
     S = next(iter(draws.values())).shape[0]
     out = np.empty((fit.data.n_subjects, S))
     groups: dict = {}
@@ -70,7 +73,7 @@ def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: in
         groups.setdefault(regs[sid], []).append(i)
     for reg, idx in groups.items():
         params = {k: v[:, idx].T.ravel() for k, v in draws.items()}  # (len(idx) * S,)
-        m, _ = exposure_metrics(fit.spec.kernel, params, reg, dose_unit=fit.data.dose_unit,
+        m, _ = exposure_metrics(fit.spec, params, reg, dose_unit=fit.data.dose_unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
         out[idx] = m[metric].reshape(len(idx), S)
     return out
@@ -206,7 +209,8 @@ def _event_values(ae: pd.DataFrame, event: str, ids) -> np.ndarray:
 
 def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "AUCss", grade: int = 1,
                           model: str = "logistic", n_draws: int = 200, chains: int = 4, warmup: int = 1000,
-                          samples: int = 1000, seed: int = 0, progress: bool = False) -> ExposureResponse:
+                          samples: int = 1000, seed: int = 0, progress: bool = False,
+                          interval: float | None = None) -> ExposureResponse:
     """Fit P(``event`` grade >= ``grade``) against each patient's posterior exposure (module docstring).
 
     Parameters
@@ -221,13 +225,9 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         ``AUCss`` (AUC over a dosing interval at steady state), ``Cmaxss``, ``Cminss`` or ``Cavss``.
     model : {"logistic", "ordinal"}
         Ordinal needs at least two grades above 0 in the data.
+    interval : float, optional
+        Dosing interval (h) of every subject's maintenance regimen (default: from the data).
     """
-    import numpyro
-    from numpyro.infer import MCMC, NUTS
-
-    from ._config import ensure_x64
-
-    ensure_x64()
     metric = metric_name(metric)
     if model not in ("logistic", "ordinal"):
         raise PoppkError(f"model must be 'logistic' or 'ordinal', got {model!r}")
@@ -240,18 +240,12 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         raise PoppkError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
     if model == "logistic":
         y = (y >= grade).astype(int)
-    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed)
+    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)
     if not (np.isfinite(x) & (x > 0)).all():
         raise PoppkError(f"some patients' {metric} draws are not positive; cannot take logs")
     ref = float(np.median(x))
-    logx = jnp.asarray(np.log(x / ref))
-    method = "parallel" if jax.local_device_count() >= chains else "sequential"
-    mcmc = MCMC(NUTS(_er_model), num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
-                progress_bar=progress)
-    mcmc.run(jax.random.PRNGKey(seed), logx, jnp.asarray(y), n_levels, model == "ordinal",
-             extra_fields=("diverging",))
-    draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
-    diag = _diagnostics(mcmc)
+    draws, diag = sample_event_model(np.log(x / ref), y, model=model, chains=chains, warmup=warmup,
+                                     samples=samples, seed=seed, progress=progress)
     lo, hi = np.quantile(x, 0.01) / 2, np.quantile(x, 0.99) * 2
     grid = np.geomspace(lo, hi, CURVE_POINTS)
     res = ExposureResponse(event, metric, metric_unit(metric, fit.data.conc_unit), ref, grade, model, draws,
@@ -264,6 +258,27 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
                              "exposure_median": np.median(x, 1), "exposure_lo": np.quantile(x, 0.05, 1),
                              "exposure_hi": np.quantile(x, 0.95, 1)})
     return ExposureResponse(event, metric, res.unit, ref, grade, model, draws, patients, curve, diag)
+
+
+def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logistic", chains: int = 4,
+                       warmup: int = 1000, samples: int = 1000, seed: int = 0, progress: bool = False):
+    """NUTS for the event model given exposure draws ``logx`` (N, K) (log of exposure / reference)
+    and outcomes ``y`` (0/1, or grades for ``ordinal``): posterior draws and diagnostics."""
+    from numpyro.infer import MCMC, NUTS
+
+    from ._config import ensure_x64
+
+    ensure_x64()
+    logx = np.asarray(logx, float)
+    if logx.ndim == 1:
+        logx = logx[:, None]
+    n_levels = int(np.max(y)) + 1
+    method = "parallel" if jax.local_device_count() >= chains else "sequential"
+    model_fn = functools.partial(_er_model, n_levels=n_levels, ordinal=model == "ordinal")
+    mcmc = MCMC(NUTS(model_fn), num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+                progress_bar=progress)
+    mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(logx), jnp.asarray(y), extra_fields=("diverging",))
+    return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, _diagnostics(mcmc)
 
 
 def _diagnostics(mcmc) -> dict:
@@ -279,4 +294,4 @@ def _diagnostics(mcmc) -> dict:
     return out
 
 
-__all__ = ["ExposureResponse", "fit_exposure_response", "patient_exposure", "patient_regimens"]
+__all__ = ["ExposureResponse", "fit_exposure_response", "patient_exposure", "patient_regimens", "sample_event_model"]

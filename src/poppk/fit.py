@@ -89,7 +89,7 @@ class Fit:
         """
         from .pk import get_kernel, predict_subjects
 
-        kernel = get_kernel(self.spec.kernel, self.data.dose_unit, self.data.conc_unit)
+        kernel = self.spec.make_kernel(self.data.dose_unit, self.data.conc_unit)
         params = self.individual_draws(n_draws, seed)
         prepared = kernel.prepare(doses, sampling)
         run = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, p, prepared, sampling)))

@@ -78,7 +78,7 @@ def prior_distributions(fit) -> dict[str, tuple]:
     from ..pk import get_kernel
 
     spec, data = fit.spec, fit.data
-    kernel = get_kernel(spec.kernel, data.dose_unit, data.conc_unit)
+    kernel = spec.make_kernel(data.dose_unit, data.conc_unit)
     units = {"amount/h": f"{data.dose_unit}/h", "conc": data.conc_unit}
     out = {}
     for p in spec.parameters:

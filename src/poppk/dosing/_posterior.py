@@ -59,7 +59,7 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
     """A jitted function ``(key, pop, doses, sampling, dv, mask, censored, lloq, covs) -> (params, logw, mode)``
     for one patient (vmap it over patients); ``pop`` holds ``S`` population draws."""
     spec = fit.spec
-    kernel = get_kernel(spec.kernel, fit.data.dose_unit, fit.data.conc_unit)
+    kernel = spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     iiv = list(spec.iiv.parameters)
     k = len(iiv)
     from ..model import build_model
@@ -153,7 +153,7 @@ def patient_arrays(fit, patient):
                 raise PoppkError(f"the patient file lacks covariate {c.covariate}, which the model uses") from None
             if np.isnan(np.asarray(covs[c.name])).any():
                 raise PoppkError(f"the patient's covariate {c.covariate} is missing")
-    kernel = get_kernel(fit.spec.kernel, fit.data.dose_unit, fit.data.conc_unit)
+    kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     mask = np.asarray(patient.fit_mask)
     censored = np.asarray(patient.blq) & mask
     if censored.any() and np.isnan(np.asarray(patient.lloq)[censored]).any():

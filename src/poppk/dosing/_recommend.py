@@ -44,7 +44,7 @@ def evaluate_regimens(fit, params: dict, regimens, target: Target, tox=None) -> 
     """For posterior draws ``params`` of one patient: P(target), P(toxicity) and exposure per regimen."""
     rows = []
     for reg in regimens:
-        m, _ = exposure_metrics(fit.spec.kernel, params, reg, dose_unit=fit.data.dose_unit,
+        m, _ = exposure_metrics(fit.spec, params, reg, dose_unit=fit.data.dose_unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
         x = m[target.metric]
         row = {"regimen": reg.label, "dose": reg.first_amount, "interval_h": reg.tau,
@@ -131,7 +131,7 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     regs = candidate_regimens(doses, [interval], unit)
     true_metrics = []
     for reg in regs:
-        m, _ = exposure_metrics(fit.spec.kernel, pop.parameters(reg.first_amount, unit), reg, dose_unit=unit,
+        m, _ = exposure_metrics(fit.spec, pop.parameters(reg.first_amount, unit), reg, dose_unit=unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
         true_metrics.append(m)
 
@@ -141,7 +141,7 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     params0 = pop.parameters(start.first_amount, unit)
     from ..pk import get_kernel, predict_subjects
 
-    kernel = get_kernel(fit.spec.kernel, unit, fit.data.conc_unit)
+    kernel = fit.spec.make_kernel(unit, fit.data.conc_unit)
     d1 = start.to_doses(1, unit)
     s1 = Sampling(time=np.array([[t_obs]]), order=np.array([[-1.0]]), epoch=np.zeros((1, 1), np.int64))
     prepared = kernel.prepare(d1, s1)
@@ -172,7 +172,7 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     score = np.empty((n, len(regs)))
     tox_p = np.full((n, len(regs)), np.nan)
     for k, reg in enumerate(regs):
-        m, _ = exposure_metrics(fit.spec.kernel, {q: v.ravel() for q, v in flat.items()}, reg, dose_unit=unit,
+        m, _ = exposure_metrics(fit.spec, {q: v.ravel() for q, v in flat.items()}, reg, dose_unit=unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
         score[:, k] = target.contains(m[target.metric]).reshape(n, m_draws).mean(1)
         if tox is not None:

@@ -192,7 +192,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     ``record_pred`` adds the noise-free concentrations as a deterministic site ``CONC``
     (N, O), for simulation and diagnostics (not stored by fits).
     """
-    kernel = get_kernel(spec.kernel, data.dose_unit, data.conc_unit)
+    kernel = spec.make_kernel(data.dose_unit, data.conc_unit)
     fit_mask = np.asarray(data.fit_mask)
     has_blq = bool((np.asarray(data.blq) & fit_mask).any())
     blq_method = spec.blq if spec.blq != "auto" else ("M3" if has_blq else "none")

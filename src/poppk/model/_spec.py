@@ -6,6 +6,7 @@ Format (see ``models/*.toml`` for commented examples)::
     name = "oral1cmt"
     kernel = "oral1cmt"                 # oral1cmt | oral1cmt_ode | oral1cmt_mm
     flip_flop = "exclude"               # exclude (typical KA > K) | allow
+    ode_steps = 16                      # ODE kernels: Tsit5 steps between events
 
     [parameters]                        # typical values: log-normal prior (natural-scale
     CL = { median = 10, sd_log = 1.5 }  # median, log-scale SD), optional unit, or fixed
@@ -126,6 +127,8 @@ class ModelSpec:
     error: ErrorModel = field(default_factory=ErrorModel)
     blq: str = "auto"
     flip_flop: str = "exclude"
+    #: ODE kernels only: Tsit5 steps between consecutive events (``[model] ode_steps``; default the kernel's 16).
+    ode_steps: int | None = None
     description: str = ""
     source: str = "<spec>"
     text: str = ""
@@ -139,6 +142,16 @@ class ModelSpec:
     @property
     def estimated(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters if p.fixed is None)
+
+    def make_kernel(self, dose_unit: str = "mg", conc_unit: str = "mg/L"):
+        """The structural kernel of this spec for data in the given units (with its solver options)."""
+        from ..pk import get_kernel
+
+        return get_kernel(self.kernel, dose_unit, conc_unit, **self.kernel_options)
+
+    @property
+    def kernel_options(self) -> dict:
+        return {} if self.ode_steps is None else {"grid": self.ode_steps}
 
     def with_options(self, **changes) -> ModelSpec:
         """A new spec with fields replaced (e.g. ``iiv=...``)."""
@@ -290,8 +303,16 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
     flip = model.get("flip_flop", "exclude")
     if flip not in ("exclude", "allow"):
         raise _err(source, "model.flip_flop", f"must be 'exclude' or 'allow', got {flip!r}")
+    steps = model.get("ode_steps")
+    if steps is not None:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 4:
+            raise _err(source, "model.ode_steps", f"must be a whole number >= 4, got {steps!r}")
+        from ..pk import AbstractODEModel
+
+        if not issubclass(KERNELS[kernel], AbstractODEModel):
+            raise _err(source, "model.ode_steps", f"{kernel} is a closed form; ode_steps applies to ODE kernels")
     return ModelSpec(
-        flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
+        ode_steps=steps, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
         covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
     )

@@ -73,10 +73,11 @@ def _quadrature(tau: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=64)
-def _runner(kernel_name: str, dose_unit: str, conc_unit: str, regimen: Regimen, band_points: int, size: int):
+def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, regimen: Regimen, band_points: int,
+            size: int):
     """The compiled per-chunk function of :func:`exposure_metrics` (cached: candidate regimens and
     virtual trials call it many times with the same shapes)."""
-    kernel = get_kernel(kernel_name, dose_unit, conc_unit)
+    kernel = get_kernel(kernel_name, dose_unit, conc_unit, **dict(options))
     grid = regimen_times(regimen, band_points)
     t = np.concatenate([grid["trough"], grid["fine"], grid["band"]])
     doses = regimen.to_doses(size, dose_unit)
@@ -104,10 +105,11 @@ def _runner(kernel_name: str, dose_unit: str, conc_unit: str, regimen: Regimen, 
     return run
 
 
-def exposure_metrics(kernel_name: str, params: dict[str, np.ndarray], regimen: Regimen, *, dose_unit: str,
+def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *, dose_unit: str,
                      conc_unit: str, band_points: int = 200, chunk: int = 10_000) -> tuple[dict, np.ndarray]:
     """Metrics ``{name: (n,)}`` and band concentrations ``(n, band_points)`` for ``n`` patients.
 
+    ``kernel`` is a kernel name or a :class:`ModelSpec` (whose solver options then apply).
     ``params`` are individual structural parameters in the fitted data's units (as
     :meth:`VirtualPopulation.parameters` returns them); doses go in ``dose_unit``.
     Patients are processed ``chunk`` at a time by one compiled function.
@@ -119,7 +121,8 @@ def exposure_metrics(kernel_name: str, params: dict[str, np.ndarray], regimen: R
     if n == 0:
         raise PoppkError("no virtual patients to simulate")
     size = min(chunk, n)
-    run = _runner(kernel_name, dose_unit, conc_unit, regimen, int(band_points), size)
+    name, options = (kernel, ()) if isinstance(kernel, str) else (kernel.kernel, tuple(kernel.kernel_options.items()))
+    run = _runner(name, options, dose_unit, conc_unit, regimen, int(band_points), size)
     out, bands = [], []
     for i in range(0, n, size):
         idx = np.minimum(np.arange(i, i + size), n - 1)  # pad the last chunk: one compilation

@@ -154,7 +154,7 @@ def simulate_regimen(fit, regimens, n: int = 1000, *, seed: int = 0, residual: b
     for k, reg in enumerate(regimens):
         reg.tau  # noqa: B018 -- a single dose has no steady state: fail before simulating
         params = pop.parameters(reg.first_amount, reg.unit)
-        metrics, conc = exposure_metrics(fit.spec.kernel, params, reg, dose_unit=fit.data.dose_unit,
+        metrics, conc = exposure_metrics(fit.spec, params, reg, dose_unit=fit.data.dose_unit,
                                          conc_unit=fit.data.conc_unit, band_points=band_points, chunk=chunk)
         frame = pd.DataFrame({"regimen": reg.label, "patient": np.arange(pop.n), "replicate": pop.replicate})
         frame = pd.concat([frame, pop.covariates.reset_index(drop=True)], axis=1)

@@ -2,7 +2,8 @@
 
 The public API. Submodules with their own documented namespaces:
 :mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.model`, :mod:`poppk.nca`,
-:mod:`poppk.datasets`, :mod:`poppk.units`.
+:mod:`poppk.datasets`, :mod:`poppk.units`, :mod:`poppk.simulate`,
+:mod:`poppk.exposure`, :mod:`poppk.dosing`.
 
 Nothing here changes JAX's configuration on import; the functions that
 compute switch JAX to float64 when they run.
@@ -11,11 +12,14 @@ compute switch JAX to float64 when they run.
 from . import data as data
 from . import datasets as datasets
 from . import diagnostics as diagnostics
+from . import dosing as dosing
+from . import exposure as exposure
 from . import model as model
 from . import nca as nca
 from . import pk as pk
 from . import plots as plots
 from . import report as report
+from . import simulate as simulate
 from . import units as units
 from ._config import set_host_devices as set_host_devices
 from .compare import compare_fits as compare_fits
@@ -34,11 +38,15 @@ from .model import ModelSpec as ModelSpec
 from .model import load_spec as load_spec
 from .nca import compute_nca as compute_nca
 from .pk import predict as predict
+from .simulate import Regimen as Regimen
+from .simulate import parse_regimen as parse_regimen
+from .simulate import simulate_regimen as simulate_regimen
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",
-    "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "fit", "from_frame", "load_fit", "load_spec",
-    "model", "nca", "pk", "plots", "predict", "read_nonmem", "report", "set_host_devices", "units",
+    "Regimen", "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "dosing", "exposure", "fit",
+    "from_frame", "load_fit", "load_spec", "model", "nca", "parse_regimen", "pk", "plots", "predict", "read_nonmem",
+    "report", "set_host_devices", "simulate", "simulate_regimen", "units",
 ]

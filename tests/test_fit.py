@@ -124,3 +124,24 @@ def test_bad_tree_depth_fails_before_sampling(tmp_path, cli):
     res = cli("fit", str(data), "--model", "oral1cmt", "--out", str(tmp_path / "f"), "--max-tree-depth", "6,x")
     assert res.returncode == 2 and "--max-tree-depth" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "f").exists()
+
+
+def test_loo_handles_records_with_constant_likelihood(theo_fit_dir):
+    """ArviZ's PSIS is the reference where it applies; a record whose log likelihood is the same
+    in every draw (a BLQ record far below the LLOQ) gets that value, exactly."""
+    import arviz as az
+    import xarray as xr
+
+    from poppk.compare import loo_fit
+
+    f = load_fit(theo_fit_dir[0])
+    elpd, k, _ = loo_fit(f)
+    ref = az.loo(f.tree, pointwise=True)
+    np.testing.assert_allclose(elpd, np.asarray(ref.elpd_i), rtol=1e-10)
+    tree = f.tree.copy()
+    ds = tree["log_likelihood"].to_dataset().copy(deep=True)
+    ds["DV"][:, :, 0] = 0.0  # log P(below LLOQ) = log 1
+    tree["log_likelihood"] = xr.DataTree(ds)
+    elpd2, k2, _ = loo_fit(type(f)(tree, f.spec, f.data, f.info))
+    assert elpd2[0] == 0.0 and k2[0] == 0.0
+    np.testing.assert_allclose(elpd2[1:], elpd[1:], rtol=1e-6)

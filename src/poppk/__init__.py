@@ -3,7 +3,7 @@
 The public API. Submodules with their own documented namespaces:
 :mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.model`, :mod:`poppk.nca`,
 :mod:`poppk.datasets`, :mod:`poppk.units`, :mod:`poppk.simulate`,
-:mod:`poppk.exposure`, :mod:`poppk.dosing`.
+:mod:`poppk.exposure`, :mod:`poppk.dosing`, :mod:`poppk.export`.
 
 Nothing here changes JAX's configuration on import; the functions that
 compute switch JAX to float64 when they run.
@@ -13,6 +13,7 @@ from . import data as data
 from . import datasets as datasets
 from . import diagnostics as diagnostics
 from . import dosing as dosing
+from . import export as export
 from . import exposure as exposure
 from . import model as model
 from . import nca as nca
@@ -27,6 +28,8 @@ from .data import DatasetWarning as DatasetWarning
 from .data import PKDataset as PKDataset
 from .data import from_frame as from_frame
 from .data import read_nonmem as read_nonmem
+from .export import export_tables as export_tables
+from .export import parameter_table as parameter_table
 from .errors import DatasetError as DatasetError
 from .errors import FitError as FitError
 from .errors import ModelSpecError as ModelSpecError
@@ -46,7 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",
-    "Regimen", "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "dosing", "exposure", "fit",
-    "from_frame", "load_fit", "load_spec", "model", "nca", "parse_regimen", "pk", "plots", "predict", "read_nonmem",
-    "report", "set_host_devices", "simulate", "simulate_regimen", "units",
+    "Regimen", "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "dosing", "export", "export_tables",
+    "exposure", "fit", "from_frame", "load_fit", "load_spec", "model", "nca", "parameter_table", "parse_regimen",
+    "pk", "plots", "predict", "read_nonmem", "report", "set_host_devices", "simulate", "simulate_regimen", "units",
 ]

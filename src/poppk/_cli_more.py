@@ -1,4 +1,4 @@
-"""Commands beyond predict/datasets: nca, fit, compare, report, demo."""
+"""Commands beyond predict/datasets: nca, fit, compare, export, report, demo."""
 
 from __future__ import annotations
 
@@ -150,6 +150,17 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_tables, parameter_table, to_markdown
+    from .fit import load_fit
+
+    paths = export_tables(args.dir, args.format, args.out)
+    table = parameter_table(load_fit(args.dir))
+    print(to_markdown(table[["parameter", "unit", "median", "q5", "q95", "shrinkage_pct"]]))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def add_commands(sub) -> None:
     from .cli import _data_args
 
@@ -188,6 +199,12 @@ def add_commands(sub) -> None:
     p.add_argument("fits", nargs="+", help="fit folders")
     p.add_argument("--out", help="CSV of the comparison")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="report tables of a fit folder (parameters, individuals, regimens)")
+    p.add_argument("dir", help="fit folder")
+    p.add_argument("--format", default="csv", choices=["csv", "xlsx", "md", "tex"])
+    p.add_argument("--out", help="output folder (default DIR/export)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="diagnostic plots and one self-contained HTML report of a fit folder")
     p.add_argument("dir", help="fit folder")

@@ -12,6 +12,24 @@ ESS_MIN = 400
 PRIOR_RATIO = 0.7  # posterior SD / prior SD above this: "barely informed by the data"
 
 
+def parameter_units(spec, data, population) -> dict[str, str]:
+    """The unit of each population parameter in the data's units (L, L/h, 1/h, h; ``mg/h``, ``ng/mL``...)."""
+    kernel = spec.make_kernel(data.dose_unit, data.conc_unit)
+    generic = {"amount/h": f"{data.dose_unit}/h", "conc": data.conc_unit}
+    out = {}
+    for name in population:
+        if name.startswith("omega_") or name == "sigma_log":
+            out[name] = "log-scale SD"
+        elif name == "sigma_prop":
+            out[name] = "fraction"
+        elif name == "sigma_add":
+            out[name] = data.conc_unit
+        else:
+            unit = kernel.units.get(name, "")
+            out[name] = generic.get(unit, unit)
+    return out
+
+
 def _draws(tree: xr.DataTree, name: str) -> np.ndarray:
     """(chain, draw, ...) numpy array of a posterior variable."""
     return np.asarray(tree["posterior"][name].values)

@@ -74,28 +74,25 @@ def eta_table(fit) -> pd.DataFrame:
 
 def prior_distributions(fit) -> dict[str, tuple]:
     """Each population parameter's prior as ``(frozen scipy distribution, unit)``, in the data's units."""
+    from .._fitsummary import parameter_units
     from ..model._build import prior_median
-    from ..pk import get_kernel
 
     spec, data = fit.spec, fit.data
-    kernel = spec.make_kernel(data.dose_unit, data.conc_unit)
-    units = {"amount/h": f"{data.dose_unit}/h", "conc": data.conc_unit}
+    units = parameter_units(spec, data, fit.info["population"])
     out = {}
     for p in spec.parameters:
         if p.prior is not None:
             med = prior_median(p.prior, data.dose_unit, data.conc_unit)
-            unit = kernel.units.get(p.name, "")
-            out[p.name] = (stats.lognorm(s=p.prior.sd_log, scale=med), units.get(unit, unit))
+            out[p.name] = (stats.lognorm(s=p.prior.sd_log, scale=med), units.get(p.name, ""))
     for c in spec.covariates:
         if c.fixed is None:
             for n in fit.info["population"]:
                 if n == c.name or (c.kind == "categorical" and n.startswith(f"{c.name}_")):
                     out[n] = (stats.norm(c.mean, c.sd), "")
     for p, s in zip(spec.iiv.parameters, spec.iiv.omega, strict=True):
-        out[f"omega_{p}"] = (stats.halfnorm(scale=s), "log scale SD")
+        out[f"omega_{p}"] = (stats.halfnorm(scale=s), "log-scale SD")
     for s, v in fit.info.get("sigma_scales", {}).items():
-        unit = "log scale SD" if s == "sigma_log" else ("fraction" if s == "sigma_prop" else data.conc_unit)
-        out[s] = (stats.halfnorm(scale=v), unit)
+        out[s] = (stats.halfnorm(scale=v), units.get(s, ""))
     return {k: v for k, v in out.items() if k in fit.info["population"]}
 
 

@@ -114,7 +114,9 @@ def check_records(
         if col == "ID" or col not in present:
             continue
         values, bad = to_numeric_column(frame[col])
-        v.where(bad, col, lambda r, col=col: f"not a number: {frame[col].iloc[r]!r}")
+        v.where(bad, col, lambda r, col=col, values=values: (
+            f"not a finite number: {frame[col].iloc[r]!r}" if np.isinf(values[r]) else
+            f"not a number: {frame[col].iloc[r]!r}"))
         num[col] = values
         unparsable[col] = bad
 

@@ -73,15 +73,16 @@ def normalise_columns(frame: pd.DataFrame, source: str | None = None) -> pd.Data
 def to_numeric_column(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Parse strings to float; return (values, bad) where ``bad`` marks unparsable text.
 
-    NONMEM's ``.`` and empty cells are missing (NaN), not errors.
+    NONMEM's ``.`` and empty cells are missing (NaN), not errors; text that parses to an infinity
+    (``inf``, ``1e400``) is an error: no PK quantity is infinite.
     """
     if values.dtype.kind in "fiub":
         arr = values.to_numpy(dtype=float)
-        return arr, np.zeros(arr.shape, dtype=bool)
+        return arr, np.isinf(arr)
     text = values.astype(str).str.strip()
     missing = text.str.upper().isin(MISSING_MARKERS).to_numpy()
     parsed = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(parsed) & ~missing
+    bad = ~np.isfinite(parsed) & ~missing
     return parsed, bad
 
 

@@ -34,6 +34,7 @@ from .errors import DatasetError as DatasetError
 from .errors import FitError as FitError
 from .errors import ModelSpecError as ModelSpecError
 from .errors import PoppkError as PoppkError
+from .errors import SolverError as SolverError
 from .fit import Fit as Fit
 from .fit import fit as fit
 from .fit import load_fit as load_fit
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",
-    "Regimen", "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "dosing", "export", "export_tables",
-    "exposure", "fit", "from_frame", "load_fit", "load_spec", "model", "nca", "parameter_table", "parse_regimen",
+    "Regimen", "SolverError", "compare_fits", "compute_nca", "data", "datasets", "diagnostics", "dosing", "export",
+    "export_tables", "exposure", "fit", "from_frame", "load_fit", "load_spec", "model", "nca", "parameter_table", "parse_regimen",
     "pk", "plots", "predict", "read_nonmem", "report", "set_host_devices", "simulate", "simulate_regimen", "units",
 ]

@@ -58,5 +58,9 @@ class FitError(PoppkError):
     """A fit folder is missing, damaged, or a fit cannot be run."""
 
 
+class SolverError(PoppkError):
+    """The ODE solver (or the steady-state iteration) failed: a prediction is not finite."""
+
+
 class UnitError(PoppkError):
     """An unknown or inconsistent unit."""

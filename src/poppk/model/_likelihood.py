@@ -45,7 +45,10 @@ class PKResidual(dist.Distribution):
 
     def log_prob(self, value):
         if self.kind == "exponential":
-            y = jnp.log(jnp.where(self.censored, 1.0, value))
+            # Padding and unfitted records reach here with value 0 (NumPyro's mask substitutes a
+            # "feasible" value of the real line): log(0) would make the masked-out term's gradient
+            # 0 * inf = NaN. Non-positive values are never fitted (build_model rejects them).
+            y = jnp.log(jnp.where(self.censored | ~(value > 0), 1.0, value))
             mu = jnp.log(self.pred)
             z = (y - mu) / self.sd_log
             dens = -0.5 * z**2 - jnp.log(self.sd_log) - 0.5 * _LOG_2PI - y

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from .._config import ensure_x64
-from ..errors import ModelSpecError
+from ..errors import ModelSpecError, SolverError
 from ..units import concentration_scale
 from ._base import AbstractPKModel, predict_subjects
 
@@ -70,4 +70,12 @@ def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.n
     if missing:
         raise ModelSpecError(f"{type(model).__name__} needs parameter(s) {', '.join(sorted(missing))}")
     out = _run(model, dict(params), model.prepare(data.doses, data.sampling), data.sampling)
-    return np.where(np.asarray(data.present), np.asarray(out), np.nan)
+    present = np.asarray(data.present)
+    failed = present & ~np.isfinite(np.asarray(out))
+    if failed.any():
+        ids = [data.ids[i] for i in np.flatnonzero(failed.any(axis=1))]
+        raise SolverError(
+            f"{type(model).__name__}: the prediction is not finite for ID(s) {ids[:10]} "
+            f"({int(failed.sum())} record(s)): the ODE solver or the steady-state iteration failed. Check the "
+            "parameters (positive, finite, plausible units); for an adaptive solver raise max_steps")
+    return np.where(present, np.asarray(out), np.nan)

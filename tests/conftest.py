@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
-import pytest
+from poppk._config import set_host_devices
+
+set_host_devices(4)  # before JAX starts, as the CLI does: fits run their chains in parallel
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

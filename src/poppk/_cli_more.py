@@ -81,13 +81,15 @@ def cmd_fit(args) -> int:
     result = fit(data, spec, chains=args.chains, warmup=args.warmup, samples=args.samples, seed=args.seed,
                  target_accept=args.target_accept, parameterization=args.parameterization,
                  max_tree_depth=_tree_depth(args.max_tree_depth),
+                 warm_start={"auto": None, "on": True, "off": False}[args.warm_start],
                  progress=not args.no_progress, command="poppk " + " ".join(sys.argv[1:]))
     result.info["total_seconds"] = round(time.perf_counter() - start, 2)
     folder = result.save(out, force=args.force)
     summary = result.summary()
     diag = json.loads((folder / "diagnostics.json").read_text())
     print(f"\n{spec.name}: {result.info['parameterization']} IIV, {result.info['chain_method']} chains, "
-          f"BLQ {result.info['blq_method']}, {diag['mean_num_steps']:.0f} leapfrog steps per iteration\n")
+          f"BLQ {result.info['blq_method']}, warm start: {result.info['warm_start']}, "
+          f"{diag['mean_num_steps']:.0f} leapfrog steps per iteration\n")
     cols = ["parameter", "q50", "q5", "q95", "cv_pct", "ess_bulk", "r_hat"]
     print(_fmt_table(summary[cols]))
     if diag["warnings"]:
@@ -186,6 +188,8 @@ def add_commands(sub) -> None:
     p.add_argument("--max-tree-depth", default="10",
                    help="NUTS tree depth, or WARMUP,SAMPLING (e.g. 6,10: cheaper early warmup for ODE models)")
     p.add_argument("--parameterization", choices=["centered", "noncentered"], help="override the spec's IIV choice")
+    p.add_argument("--warm-start", choices=["auto", "on", "off"], default="auto",
+                   help="start from the Laplace approximation at the mode with a dense metric (auto: ODE models)")
     p.add_argument("--force", action="store_true", help="replace an existing fit folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit, before_jax=_set_devices)

@@ -28,6 +28,8 @@ from .model import ModelSpec, build_model, load_spec
 
 #: Draws processed at once when computing predictions and log likelihoods.
 CHUNK = 250
+#: A warm start needs at least twice this many warmup iterations (stage 1 and stage 2 each get half).
+WARM_STAGE_MIN = 50
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,24 @@ class Fit:
         """Population parameters: mean, sd, 5/50/95% quantiles, ESS, R-hat, CV%, prior SD ratio."""
         return summarise(self.tree, list(self.info["population"]), self.info["prior_sd"], set(self.info["log_scale"]))
 
-    def individual(self) -> pd.DataFrame:
-        """Per subject: posterior median and 90% interval of each individual parameter."""
-        return individual_table(self.tree, self.data.ids, list(self.info["kernel_params"]))
+    def individual(self, exposure: bool = True) -> pd.DataFrame:
+        """Per subject: posterior median and 90% interval of each individual parameter and, where the
+        data give a maintenance regimen (repeated dosing), of steady-state AUCtau, Cmax and Cmin at it."""
+        table = individual_table(self.tree, self.data.ids, list(self.info["kernel_params"]))
+        if exposure:
+            from .errors import PoppkError
+            from .exposure import patient_metrics, patient_regimens
+
+            try:
+                regimens = patient_regimens(self)
+            except PoppkError:  # single doses: no steady state without an assumed interval
+                return table
+            table["regimen"] = [regimens[i].label for i in self.data.ids]
+            metrics = patient_metrics(self)
+            for m in ("AUCtau_ss", "Cmax_ss", "Cmin_ss"):
+                q = np.quantile(metrics[m], [0.05, 0.5, 0.95], axis=1)
+                table[m], table[f"{m}_q5"], table[f"{m}_q95"] = q[1], q[0], q[2]
+        return table
 
     def diagnostics(self) -> dict:
         """Convergence diagnostics and warnings, shrinkage, and how the fit was run."""
@@ -197,6 +214,7 @@ def fit(
     max_tree_depth: int | tuple[int, int] = 10,
     parameterization: str | None = None,
     dense_mass: bool = False,
+    warm_start: bool | None = None,
     progress: bool = True,
     command: str | None = None,
 ) -> Fit:
@@ -222,7 +240,17 @@ def fit(
         Overrides the spec's ``iiv.parameterization``.
     dense_mass : bool
         Adapt a dense mass matrix (captures linear correlations such as VMAX with KM; costs
-        more warmup draws to estimate).
+        more warmup draws to estimate). A warm start always uses one.
+    warm_start : bool, optional
+        Default: on for ODE kernels, off for closed forms. Start the chains from the Laplace approximation at the posterior mode and adapt a dense
+        metric in two stages (see :mod:`poppk._warmstart`): the first ``min(150, warmup / 2)``
+        warmup iterations use the Laplace covariance, the rest and the sampling a covariance
+        re-estimated from those draws (step size adapted throughout). Falls back to NumPyro's
+        ordinary warmup, saying why in ``info["warm_start"]``, when the mode is degenerate or
+        ``warmup < 100``. Measured on the bundled trial (4 chains x (500 + 500), 2 cores): the
+        Michaelis-Menten fit took 783 s with it (17 leapfrog steps per iteration) and 1,801 s
+        with NumPyro's own dense adaptation from the same start; the closed-form linear model gains
+        nothing (its fixed costs outweigh cheaper trajectories), hence the default.
 
     Examples
     --------
@@ -242,22 +270,41 @@ def fit(
         raise ModelSpecError("fit() needs a PKDataset (see poppk.read_nonmem)")
     built = build_model(spec, data, parameterization=parameterization)
     rng = np.random.default_rng(seed)
+    start = time.perf_counter()
     init = _initial_params(built, chains, rng)
     method = "parallel" if jax.local_device_count() >= chains else "sequential"
-    nuts = NUTS(built.fn, target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
-    mcmc = MCMC(nuts, num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
+    options = dict(target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
+    warm, metric = None, {"dense_mass": dense_mass}
+    stage1 = 0
+    if warm_start is None:
+        from .pk import AbstractODEModel
+
+        warm_start = isinstance(built.kernel, AbstractODEModel)
+    if warm_start and warmup >= 2 * WARM_STAGE_MIN:
+        from ._warmstart import STAGE1, laplace_start, refine_metric
+
+        first = init if chains == 1 else jax.tree_util.tree_map(lambda x: x[0], init)
+        warm = laplace_start(built, first, chains, rng)
+        if warm.init is not None:
+            stage1 = min(STAGE1, warmup // 2)
+            init, cov = refine_metric(built, warm, chains=chains, method=method, seed=seed, iterations=stage1,
+                                      nuts_options=options)
+            metric = {"dense_mass": True, "inverse_mass_matrix": jnp.asarray(cov), "adapt_mass_matrix": False}
+    nuts = NUTS(built.fn, **options, **metric)
+    mcmc = MCMC(nuts, num_warmup=warmup - stage1, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)
-    start = time.perf_counter()
+    sample_start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(seed), init_params=init, extra_fields=("num_steps", "diverging"), **built.kwargs)
     jax.block_until_ready(mcmc.get_samples())  # dispatch is asynchronous: time the work, not its launch
-    sampled = time.perf_counter() - start
+    sampled = time.perf_counter() - sample_start
     tree = _to_tree(mcmc, built, data)
     info = {
         "population": list(built.population), "prior_sd": built.prior_sd,
         "log_scale": [p.name for p in spec.parameters if p.prior is not None],
         "kernel_params": [k[:-2] for k in mcmc.get_samples() if k.endswith("_i")],
         "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
-        "max_tree_depth": max_tree_depth, "dense_mass": dense_mass,
+        "max_tree_depth": max_tree_depth, "dense_mass": metric["dense_mass"],
+        "warm_start": warm.reason if warm else "off", "warm_start_stage1": stage1, "warm_start_seconds": round(warm.seconds, 2) if warm else 0.0,
         "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),

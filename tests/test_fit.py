@@ -111,6 +111,15 @@ def test_sparse_design_fits_and_flags_weakly_informed_parameters():
     assert "KA" in diag["barely_informed"] or "omega_KA" in diag["barely_informed"]
     assert any("barely informed" in w for w in diag["warnings"])
 
+    # individual.csv carries each subject's steady-state exposure at their maintenance regimen; for the
+    # linear model AUCtau,ss = F Dose / CL (closed form), so its median is Dose / median CL_i (mg/L -> ng/mL).
+    table = f.individual().set_index("ID")
+    dose = frame.groupby("ID")["DOSE"].first()
+    assert table["regimen"].str.contains("q12h").all()
+    assert (table["AUCtau_ss_q5"] <= table["AUCtau_ss"]).all() and (table["AUCtau_ss"] <= table["AUCtau_ss_q95"]).all()
+    np.testing.assert_allclose(table["AUCtau_ss"], 1000 * dose[table.index] / table["CL"], rtol=0.1)
+    assert (table["Cmin_ss"] < table["Cmax_ss"]).all()
+
 
 def test_blq_without_lloq_fails_clearly(tmp_path, cli):
     path = tmp_path / "blq.csv"

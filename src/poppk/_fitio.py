@@ -60,9 +60,12 @@ def load_fit(folder: str | Path):
         raise FitError(f"{folder} is not a complete fit folder: missing {', '.join(missing)}")
     try:
         info = json.loads((folder / "fit.json").read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FitError(f"{folder}/fit.json is damaged: {exc}") from None
-    spec = parse_spec((folder / "spec.toml").read_text(), source=str(folder / "spec.toml"))
+    try:
+        spec = parse_spec((folder / "spec.toml").read_text(), source=str(folder / "spec.toml"))
+    except (PoppkError, UnicodeDecodeError) as exc:
+        raise FitError(f"{folder}/spec.toml is damaged: {exc}") from None
     try:
         data = read_nonmem(folder / "data.csv", dose_unit=info["dose_unit"], conc_unit=info["conc_unit"], warn=False)
     except PoppkError as exc:

@@ -63,11 +63,18 @@ def patient_regimens(fit, interval: float | None = None) -> dict:
 def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: int = 0,
                      interval: float | None = None) -> np.ndarray:
     """Posterior draws of each fitted subject's steady-state exposure at their own regimen, (N, n_draws)."""
-    metric = metric_name(metric)
+    return patient_metrics(fit, n_draws=n_draws, seed=seed, interval=interval)[metric_name(metric)]
+
+
+def patient_metrics(fit, *, n_draws: int = 200, seed: int = 0, interval: float | None = None) -> dict:
+    """Every steady-state metric (:data:`poppk.simulate.METRICS`) of each fitted subject at their own
+    regimen: ``{metric: (N, n_draws)}`` posterior draws."""
+    from .simulate import METRICS
+
     draws = fit.individual_draws(n_draws, seed)
     regs = patient_regimens(fit, interval)
     S = next(iter(draws.values())).shape[0]
-    out = np.empty((fit.data.n_subjects, S))
+    out = {m: np.empty((fit.data.n_subjects, S)) for m in METRICS}
     groups: dict = {}
     for i, sid in enumerate(fit.data.ids):
         groups.setdefault(regs[sid], []).append(i)
@@ -75,7 +82,8 @@ def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: in
         params = {k: v[:, idx].T.ravel() for k, v in draws.items()}  # (len(idx) * S,)
         m, _ = exposure_metrics(fit.spec, params, reg, dose_unit=fit.data.dose_unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
-        out[idx] = m[metric].reshape(len(idx), S)
+        for name in METRICS:
+            out[name][idx] = m[name].reshape(len(idx), S)
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import PoppkError
 from ..pk import Sampling, get_kernel, predict_subjects
-from ._regimen import Regimen
+from ._regimen import Regimen, Segment
 
 #: Quadrature over the last dosing interval: panels, and Gauss-Legendre nodes per panel.
 PANELS, NODES = 24, 8
@@ -72,26 +72,29 @@ def _quadrature(tau: float) -> tuple[np.ndarray, np.ndarray]:
     return ((a + b) / 2 + (b - a) / 2 * x).ravel(), ((b - a) / 2 * w).ravel()
 
 
+def _schedule(regimen: Regimen) -> Regimen:
+    """``regimen`` with every amount set to 1: what the compiled function depends on (times, counts)."""
+    return Regimen(tuple(Segment(1.0, s.n_doses, s.interval) for s in regimen.segments), regimen.unit)
+
+
 @functools.lru_cache(maxsize=64)
-def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, regimen: Regimen, band_points: int,
+def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, schedule: Regimen, band_points: int,
             size: int):
-    """The compiled per-chunk function of :func:`exposure_metrics` (cached: candidate regimens and
-    virtual trials call it many times with the same shapes)."""
+    """The compiled per-chunk function of :func:`exposure_metrics` for a dosing *schedule*: dose
+    amounts are an argument, so candidate strengths and the cohorts of a trial share one compilation."""
     kernel = get_kernel(kernel_name, dose_unit, conc_unit, **dict(options))
-    grid = regimen_times(regimen, band_points)
+    grid = regimen_times(schedule, band_points)
     t = np.concatenate([grid["trough"], grid["fine"], grid["band"]])
-    doses = regimen.to_doses(size, dose_unit)
     sampling = Sampling(time=np.broadcast_to(t, (size, t.size)).copy(), order=np.full((size, t.size), -1.0),
                         epoch=np.zeros((size, t.size), np.int64))
-    prepared = kernel.prepare(doses, sampling)
-    n_tr, tau = grid["trough"].size, regimen.tau
+    n_tr, tau = grid["trough"].size, schedule.tau
     n_fine = grid["fine"].size
     weights = jnp.asarray(_quadrature(tau)[1])
     after = jnp.asarray(grid["fine"] - grid["fine"][0])
     troughs = jnp.asarray(grid["trough"])
 
     @jax.jit
-    def run(p):
+    def run(p, prepared):
         c = predict_subjects(kernel, p, prepared, sampling)
         trough, fine, band = c[:, :n_tr], c[:, n_tr:n_tr + n_fine], c[:, n_tr + n_fine:]
         auc = fine[:, 1:-1] @ weights
@@ -102,7 +105,14 @@ def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, re
                    "Tmax_ss": after[jnp.argmax(fine, axis=1)], "Cmin_ss": fine.min(1), "t_ss_h": t_ss}
         return metrics, band
 
-    return run
+    @functools.lru_cache(maxsize=16)
+    def prepared(regimen: Regimen):
+        return kernel.prepare(regimen.to_doses(size, dose_unit), sampling)
+
+    def call(p, regimen: Regimen):
+        return run(p, prepared(regimen))
+
+    return call
 
 
 def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *, dose_unit: str,
@@ -122,11 +132,11 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
         raise PoppkError("no virtual patients to simulate")
     size = min(chunk, n)
     name, options = (kernel, ()) if isinstance(kernel, str) else (kernel.kernel, tuple(kernel.kernel_options.items()))
-    run = _runner(name, options, dose_unit, conc_unit, regimen, int(band_points), size)
+    run = _runner(name, options, dose_unit, conc_unit, _schedule(regimen), int(band_points), size)
     out, bands = [], []
     for i in range(0, n, size):
         idx = np.minimum(np.arange(i, i + size), n - 1)  # pad the last chunk: one compilation
-        m, b = run({k: jnp.asarray(np.asarray(v, float)[idx]) for k, v in params.items()})
+        m, b = run({k: jnp.asarray(np.asarray(v, float)[idx]) for k, v in params.items()}, regimen)
         keep = min(size, n - i)
         out.append({k: np.asarray(v)[:keep] for k, v in m.items()})
         bands.append(np.asarray(b)[:keep])

@@ -1,0 +1,199 @@
+"""poppk against Stan (PyStan 3) on the same model, priors, parameterisation and data, side by side.
+
+Run (not part of CI; the full set takes hours on 2 cores, mostly Stan):
+    python3 -m venv .stanvenv && .stanvenv/bin/pip install pystan       # once: Stan's own build
+    .venv/bin/python benchmarks/stan_vs_poppk.py --case theophylline
+    .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_linear
+    .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --stan-warmup 150 --stan-samples 150
+
+Each case runs Stan (``benchmarks/stan/*.stan``, every observation summing every dose in closed form,
+or ``ode_rk45`` between events for Michaelis-Menten) and then poppk as a user runs it (``poppk fit`` in
+its own process: start-up, compilation and everything counted), both with 4 chains, and prints:
+compile and sampling time, the minimum bulk ESS over the population parameters (computed the same
+way, arviz-stats, for both), ESS per second -- Stan's over its sampling time, poppk's over its whole
+process -- leapfrog steps per iteration, and the ratio poppk/Stan. Results are appended to
+``benchmarks/results/stan_vs_poppk.csv`` with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CASES = {
+    # case: (dataset, poppk model, stan file, dose unit, conc unit)
+    "theophylline": ("theophylline", "oral1cmt_additive", "oral1cmt.stan", "mg", "mg/L"),
+    "trial_linear": ("lxi15029", "oral1cmt", "oral1cmt.stan", "mg", "ng/mL"),
+    "trial_mm": ("lxi15029", "oral1cmt_mm", "oral1cmt_mm.stan", "mg", "ng/mL"),
+}
+
+
+def stan_inputs(case: str) -> tuple[dict, dict, dict]:
+    """Stan data, initial values (poppk's starting point: prior medians, omega 0.3, sigma half its
+    prior scale, random effects at the typical values) and the draws to keep, from poppk's own model."""
+    import poppk
+    from poppk.model import build_model
+    from poppk.pk import expand_trains
+
+    dataset, model, _, _, _ = CASES[case]
+    data = poppk.datasets.load(dataset)
+    spec = poppk.load_spec(model)
+    built = build_model(spec, data)
+    kw = built.kwargs
+    mask, censored = np.asarray(kw["mask"]), np.asarray(kw["censored"])
+    dv = np.where(censored, np.asarray(kw["lloq"]), np.asarray(data.dv))
+    times = np.asarray(data.sampling.time)
+    sub, col = np.nonzero(mask)
+    obs_index = -np.ones(mask.shape, int)
+    obs_index[sub, col] = np.arange(sub.size)
+    each = expand_trains(data.doses)
+    dmask = np.asarray(each.mask)
+    dsub, dcol = np.nonzero(dmask)
+    sigma = spec.error.sigmas[0]
+    stan = {"N": data.n_subjects, "M": int(sub.size), "dv": dv[sub, col].tolist(),
+            "blq": censored[sub, col].astype(int).tolist(), "scale": float(built.kernel.scale),
+            "omega_scale": float(spec.iiv.omega[0]), "sigma_scale": float(built.sigma_scales[sigma])}
+    params = [p for p in built.kernel.parameters]
+    stan["prior_median"] = [float(built.init_values[p]) for p in params]
+    stan["prior_sd"] = [float(spec.parameter(p).prior.sd_log) for p in params]
+    iiv = list(spec.iiv.parameters)
+    stan["centred"] = [int(p in built.centred) for p in iiv]
+    if spec.kernel == "oral1cmt":
+        stan.update({"D": int(dsub.size), "dose_id": (dsub + 1).tolist(),
+                     "dose_time": np.asarray(each.time)[dsub, dcol].tolist(),
+                     "dose_amt": np.asarray(each.amt)[dsub, dcol].tolist(),
+                     "obs_id": (sub + 1).tolist(), "obs_time": times[sub, col].tolist(),
+                     "additive": int(spec.error.model == "additive")})
+    else:  # events sorted by (time, order) within subject, as poppk's engine sorts them
+        ev_time, ev_amt, ev_obs, start, end = [], [], [], [], []
+        order = np.asarray(data.sampling.order)
+        present = np.asarray(data.present)
+        for i in range(data.n_subjects):
+            events = [(float(t), float(o), float(a), 0) for t, o, a in zip(
+                np.asarray(each.time)[i][dmask[i]], np.asarray(each.order)[i][dmask[i]],
+                np.asarray(each.amt)[i][dmask[i]])]
+            events += [(float(times[i, j]), float(order[i, j]), 0.0, int(obs_index[i, j]) + 1)
+                       for j in range(times.shape[1]) if present[i, j]]
+            events.sort(key=lambda e: (e[0], e[1]))
+            start.append(len(ev_time) + 1)
+            for t, _, a, o in events:
+                ev_time.append(t)
+                ev_amt.append(a)
+                ev_obs.append(max(o, 0))
+            end.append(len(ev_time))
+        stan.update({"E": len(ev_time), "ev_start": start, "ev_end": end, "ev_time": ev_time, "ev_amt": ev_amt,
+                     "ev_obs": ev_obs})
+    n = data.n_subjects
+    log_med = np.log(stan["prior_median"])
+    which = [params.index(p) for p in iiv]
+    u = np.zeros((n, len(iiv)))
+    for k, p in enumerate(iiv):
+        if p in built.centred:
+            u[:, k] = log_med[which[k]]
+    init = {"log_theta": log_med.tolist(), "omega": [0.3] * len(iiv), "u": u.tolist(),
+            "sigma": 0.5 * stan["sigma_scale"]}
+    keep = {p: f"fit['log_theta'][{k}]" for k, p in enumerate(params)}  # log scale; exp() taken after
+    keep.update({f"omega_{p}": f"fit['omega'][{k}]" for k, p in enumerate(iiv)})
+    keep[sigma] = "fit['sigma'][0]"
+    return stan, init, keep
+
+
+def min_bulk_ess(draws: dict[str, np.ndarray]) -> tuple[float, str]:
+    from arviz_stats.base import array_stats
+
+    ess = {k: float(array_stats.ess(np.asarray(v, float), chain_axis=0, draw_axis=1, method="bulk"))
+           for k, v in draws.items()}
+    name = min(ess, key=ess.get)
+    return ess[name], name
+
+
+def run_stan(case: str, python: str, chains: int, warmup: int, samples: int, seed: int, work: Path) -> dict:
+    stan, init, keep = stan_inputs(case)
+    (work / "stan.json").write_text(json.dumps({"data": stan, "init": init, "keep": keep}))
+    model = HERE / "stan" / CASES[case][2]
+    subprocess.run([python, str(HERE / "_stan_run.py"), str(model), str(work / "stan.json"), str(work / "out.json"),
+                    str(chains), str(warmup), str(samples), str(seed)], check=True)
+    out = json.loads((work / "out.json").read_text())
+    draws = {}
+    for k, v in out["draws"].items():
+        draws[k] = np.exp(np.asarray(v)) if not (k.startswith("omega_") or k.startswith("sigma")) else np.asarray(v)
+    ess, worst = min_bulk_ess(draws)
+    return {"tool": "Stan (PyStan 3)", "compile_s": out["compile_s"], "run_s": out["sampling_s"],
+            "ess_time_s": out["sampling_s"], "min_ess_bulk": ess, "worst": worst,
+            "steps_per_iter": float(np.mean(out["n_leapfrog"])), "divergences": out["divergent"],
+            "medians": {k: float(np.median(v)) for k, v in draws.items()}}
+
+
+def run_poppk(case: str, chains: int, warmup: int, samples: int, seed: int, work: Path) -> dict:
+    import poppk
+
+    dataset, model, _, dose_unit, conc_unit = CASES[case]
+    csv = poppk.datasets.path(dataset)
+    out = work / "fit"
+    cmd = [str(Path(sys.executable).parent / "poppk"), "fit", str(csv), "--model", model, "--out", str(out),
+           "--chains", str(chains), "--warmup", str(warmup), "--samples", str(samples), "--seed", str(seed),
+           "--dose-unit", dose_unit, "--conc-unit", conc_unit, "--no-progress"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    whole = time.perf_counter() - t0
+    info = json.loads((out / "fit.json").read_text())
+    diag = json.loads((out / "diagnostics.json").read_text())
+    summary = pd.read_csv(out / "summary.csv").set_index("parameter")
+    return {"tool": "poppk", "compile_s": whole - info["sampling_seconds"], "run_s": whole, "ess_time_s": whole,
+            "min_ess_bulk": float(summary["ess_bulk"].min()), "worst": str(summary["ess_bulk"].idxmin()),
+            "steps_per_iter": diag["mean_num_steps"], "divergences": diag["divergences"],
+            "medians": summary["q50"].to_dict()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=list(CASES), required=True)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000, help="poppk warmup (and Stan's unless --stan-warmup)")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--stan-warmup", type=int)
+    parser.add_argument("--stan-samples", type=int)
+    parser.add_argument("--stan-python", default=os.environ.get("STAN_PYTHON", str(ROOT / ".stanvenv/bin/python")))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-stan", action="store_true", help="poppk only (reuse nothing: no ratio)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if not args.skip_stan:
+            rows.append(run_stan(args.case, args.stan_python, args.chains, args.stan_warmup or args.warmup,
+                                 args.stan_samples or args.samples, args.seed, work))
+        rows.append(run_poppk(args.case, args.chains, args.warmup, args.samples, args.seed, work))
+    table = pd.DataFrame(rows)
+    table["ess_per_s"] = table["min_ess_bulk"] / table["ess_time_s"]
+    table.insert(0, "case", args.case)
+    if len(rows) == 2:
+        table["ratio_vs_stan"] = table["ess_per_s"] / table["ess_per_s"].iloc[0]
+    table["command"] = "benchmarks/stan_vs_poppk.py " + " ".join(sys.argv[1:])
+    table["date"] = time.strftime("%Y-%m-%d")
+    cols = ["case", "tool", "compile_s", "run_s", "min_ess_bulk", "worst", "ess_per_s", "steps_per_iter",
+            "divergences"] + (["ratio_vs_stan"] if len(rows) == 2 else [])
+    with pd.option_context("display.width", 200):
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(pd.DataFrame({r["tool"]: r["medians"] for r in rows}).to_string(float_format=lambda v: f"{v:.4g}"))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    path = results / "stan_vs_poppk.csv"
+    table.drop(columns=["medians"]).to_csv(path, mode="a", header=not path.exists(), index=False)
+    print(f"appended to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -127,6 +128,7 @@ def run(model: str, design: str, reps: int, out: Path, seed: int, chains: int, w
             row[f"true_{name}"] = truth[name]
         rows.append(row)
         pd.DataFrame(rows).to_csv(path, index=False)
+        jax.clear_caches()  # every fit compiles afresh; without this, ~70 fits exhausted LLVM's code memory
         print(f"{model} {design} rep {r + 1}/{reps}: {row['seconds']} s, divergences {row['divergences']}, "
               f"r_hat {row['max_r_hat']:.3f}", flush=True)
     return path

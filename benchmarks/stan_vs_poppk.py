@@ -70,7 +70,9 @@ def stan_inputs(case: str) -> tuple[dict, dict, dict]:
     iiv = list(spec.iiv.parameters)
     stan["centred"] = [int(p in built.centred) for p in iiv]
     if spec.kernel == "oral1cmt":
-        stan.update({"D": int(dsub.size), "dose_id": (dsub + 1).tolist(),
+        counts = np.bincount(dsub, minlength=data.n_subjects)
+        stan.update({"D": int(dsub.size), "dose_start": (np.cumsum(counts) - counts + 1).tolist(),
+                     "dose_end": np.cumsum(counts).tolist(),
                      "dose_time": np.asarray(each.time)[dsub, dcol].tolist(),
                      "dose_amt": np.asarray(each.amt)[dsub, dcol].tolist(),
                      "obs_id": (sub + 1).tolist(), "obs_time": times[sub, col].tolist(),

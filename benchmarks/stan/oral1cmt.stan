@@ -11,7 +11,8 @@ functions {
 data {
   int<lower=1> N;                      // subjects
   int<lower=1> D;                      // doses (all subjects)
-  array[D] int<lower=1, upper=N> dose_id;
+  array[N] int<lower=1> dose_start;      // subject i's doses: dose_start[i] .. dose_end[i]
+  array[N] int<lower=0> dose_end;
   vector[D] dose_time;
   vector[D] dose_amt;
   int<lower=1> M;                      // fitted records
@@ -56,8 +57,8 @@ model {
   for (j in 1:M) {
     real c = 0;
     int i = obs_id[j];
-    for (d in 1:D) {
-      if (dose_id[d] == i && dose_time[d] < obs_time[j])
+    for (d in dose_start[i]:dose_end[i]) {
+      if (dose_time[d] < obs_time[j])
         c += conc1(obs_time[j] - dose_time[d], dose_amt[d], cl[i], v[i], ka[i]);
     }
     c = fmax(scale * c, 1e-30);

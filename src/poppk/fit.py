@@ -242,8 +242,8 @@ def fit(
         Adapt a dense mass matrix (captures linear correlations such as VMAX with KM; costs
         more warmup draws to estimate). A warm start always uses one.
     warm_start : bool, optional
-        Default: on for ODE kernels, off for closed forms. Start the chains from the Laplace approximation at the posterior mode and adapt a dense
-        metric in two stages (see :mod:`poppk._warmstart`): the first ``min(150, warmup / 2)``
+        Default: on for ODE kernels, off for closed forms. Start the chains from the Laplace
+        approximation at the posterior mode and adapt a dense metric in two stages (see :mod:`poppk._warmstart`): the first ``min(150, warmup / 2)``
         warmup iterations use the Laplace covariance, the rest and the sampling a covariance
         re-estimated from those draws (step size adapted throughout). Falls back to NumPyro's
         ordinary warmup, saying why in ``info["warm_start"]``, when the mode is degenerate or
@@ -275,7 +275,7 @@ def fit(
     method = "parallel" if jax.local_device_count() >= chains else "sequential"
     options = dict(target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
     warm, metric = None, {"dense_mass": dense_mass}
-    stage1 = 0
+    stage1, warm_seconds = 0, 0.0
     if warm_start is None:
         from .pk import AbstractODEModel
 
@@ -287,8 +287,10 @@ def fit(
         warm = laplace_start(built, first, chains, rng)
         if warm.init is not None:
             stage1 = min(STAGE1, warmup // 2)
+            stage_start = time.perf_counter()
             init, cov = refine_metric(built, warm, chains=chains, method=method, seed=seed, iterations=stage1,
                                       nuts_options=options)
+            warm_seconds = warm.seconds + time.perf_counter() - stage_start
             metric = {"dense_mass": True, "inverse_mass_matrix": jnp.asarray(cov), "adapt_mass_matrix": False}
     nuts = NUTS(built.fn, **options, **metric)
     mcmc = MCMC(nuts, num_warmup=warmup - stage1, num_samples=samples, num_chains=chains, chain_method=method,
@@ -304,7 +306,8 @@ def fit(
         "kernel_params": [k[:-2] for k in mcmc.get_samples() if k.endswith("_i")],
         "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
         "max_tree_depth": max_tree_depth, "dense_mass": metric["dense_mass"],
-        "warm_start": warm.reason if warm else "off", "warm_start_stage1": stage1, "warm_start_seconds": round(warm.seconds, 2) if warm else 0.0,
+        "warm_start": warm.reason if warm else "off", "warm_start_stage1": stage1,
+        "warm_start_seconds": round(warm.seconds if warm and not stage1 else warm_seconds, 2),  # mode + stage 1
         "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),

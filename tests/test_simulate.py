@@ -109,6 +109,15 @@ def test_exposure_metrics_equal_the_closed_form():
         np.testing.assert_allclose(m["Cmin_ss"][at_end], exact[-1, at_end], rtol=1e-8)
 
 
+def test_a_failed_solve_is_an_error_not_a_nan_exposure():
+    # A patient whose parameters make the solution non-finite (here KA = inf) must stop the simulation
+    # with a SolverError naming the patient, rather than put NaN into regimen summaries and risks.
+    p = {"VMAX": np.array([20.0, 20.0]), "KM": np.array([500.0, 500.0]), "V": np.array([40.0, 40.0]),
+         "KA": np.array([1.0, np.inf])}
+    with pytest.raises(poppk.SolverError, match=r"1 of 2 virtual patients.*KA=inf.*ode_steps"):
+        exposure_metrics("oral1cmt_mm", p, parse_regimen("100 mg q12h x 3 d"), dose_unit="mg", conc_unit="ng/mL")
+
+
 def test_units_and_f1_follow_the_engine():
     """ng/mL from mg doses: AUC x 1000; the ODE kernel gives the same numbers as the closed form."""
     p = {"CL": np.array([5.0, 12.0]), "V": np.array([40.0, 60.0]), "KA": np.array([2.0, 0.8])}

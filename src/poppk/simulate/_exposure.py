@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import PoppkError
+from ..errors import PoppkError, SolverError
 from ..pk import Sampling, get_kernel, predict_subjects
 from ._regimen import Regimen, Segment
 
@@ -141,7 +141,23 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
         out.append({k: np.asarray(v)[:keep] for k, v in m.items()})
         bands.append(np.asarray(b)[:keep])
     metrics = {k: np.concatenate([o[k] for o in out]) for k in METRICS}
+    _check_finite(metrics, params, regimen)
     return metrics, np.concatenate(bands)
+
+
+def _check_finite(metrics: dict, params: dict, regimen: Regimen) -> None:
+    """SolverError naming the first patient whose exposure is not finite or negative (a solver failure)."""
+    bad = np.zeros(len(metrics["AUCtau_ss"]), bool)
+    for k in ("AUCtau_ss", "Cmax_ss", "Cmin_ss"):
+        x = metrics[k]
+        bad |= ~np.isfinite(x) | (x < -1e-9 * np.nanmax(np.abs(x), initial=1.0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        who = ", ".join(f"{k}={float(np.asarray(v)[i]):.4g}" for k, v in params.items())
+        raise SolverError(
+            f"{int(bad.sum())} of {bad.size} virtual patients under {regimen.label} got a non-finite or negative "
+            f"exposure (the first: {who}); the ODE solver failed for them. Raise [model] ode_steps in the "
+            f"model spec (more steps between events) and simulate again.")
 
 
 __all__ = ["NODES", "PANELS", "METRICS", "exposure_metrics", "metric_name", "metric_unit", "regimen_times"]

@@ -154,3 +154,20 @@ def test_loo_handles_records_with_constant_likelihood(theo_fit_dir):
     elpd2, k2, _ = loo_fit(type(f)(tree, f.spec, f.data, f.info))
     assert elpd2[0] == 0.0 and k2[0] == 0.0
     np.testing.assert_allclose(elpd2[1:], elpd[1:], rtol=1e-6)
+
+
+def test_divergences_with_centred_iiv_get_concrete_advice(theo_quick_fit):
+    # A fit's own diagnostics after divergences (marked here in its sample stats): the warning names the
+    # centred parameters and the option that samples them non-centred.
+    import dataclasses
+
+    fit = poppk.load_fit(theo_quick_fit)
+    assert fit.info["centered"] == ["CL", "V"]  # theophylline, 11 samples per subject: "auto" centres CL, V
+    assert not any("funnel" in w for w in fit.diagnostics()["warnings"])
+    tree = fit.tree.copy(deep=True)
+    div = tree["sample_stats"]["diverging"]
+    tree["sample_stats"]["diverging"] = div.copy(data=np.arange(div.size).reshape(div.shape) % 50 == 0)
+    warnings = dataclasses.replace(fit, tree=tree).diagnostics()["warnings"]
+    advice = [w for w in warnings if "funnel" in w]
+    assert len(advice) == 1 and "--parameterization noncentered" in advice[0]
+    assert "CL (" in advice[0] and "shrinkage" in advice[0] and "parameterization = {" in advice[0]

@@ -185,7 +185,8 @@ class AbstractODEModel(AbstractPKModel):
             def rhs(s, w, args):
                 grow = jnp.exp(jnp.minimum(k * s, 700.0))
                 ci = w / grow
-                return ka * da * jnp.exp(jnp.minimum((k - ka) * s, 700.0)) + grow * (k * ci - self.elimination(ci, args))
+                absorbed = ka * da * jnp.exp(jnp.minimum((k - ka) * s, 700.0))
+                return absorbed + grow * (k * ci - self.elimination(ci, args))
 
             w1 = _tsit5_step(rhs, 0.0, dt, c, p)
             return w1 * jnp.exp(-k * dt), None

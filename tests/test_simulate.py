@@ -114,7 +114,7 @@ def test_a_failed_solve_is_an_error_not_a_nan_exposure():
     # with a SolverError naming the patient, rather than put NaN into regimen summaries and risks.
     p = {"VMAX": np.array([20.0, 20.0]), "KM": np.array([500.0, 500.0]), "V": np.array([40.0, 40.0]),
          "KA": np.array([1.0, np.inf])}
-    with pytest.raises(poppk.SolverError, match=r"1 of 2 virtual patients.*KA=inf.*ode_steps"):
+    with pytest.raises(poppk.SolverError, match=r"1 of 2 virtual patients.*KA=inf.*adaptive solver"):
         exposure_metrics("oral1cmt_mm", p, parse_regimen("100 mg q12h x 3 d"), dose_unit="mg", conc_unit="ng/mL")
 
 

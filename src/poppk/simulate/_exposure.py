@@ -185,9 +185,8 @@ def _check_finite(metrics: dict, params: dict, regimen: Regimen) -> None:
         who = ", ".join(f"{k}={float(np.asarray(v)[i]):.4g}" for k, v in params.items())
         raise SolverError(
             f"{int(bad.sum())} of {bad.size} virtual patients under {regimen.label} got a non-finite or negative "
-            f"exposure (the first: {who}); the ODE solver failed for them (an ODE kernel's fixed steps and then "
-            f"its adaptive solver). Check that the parameters are plausible, or raise [model] ode_steps in the "
-            f"model spec, and simulate again.")
+            f"exposure (the first: {who}): the prediction failed for them (for an ODE kernel: its fixed steps, "
+            f"then its adaptive solver). Check that the parameters are positive, finite and in the data's units.")
 
 
 __all__ = ["NODES", "PANELS", "METRICS", "exposure_metrics", "metric_name", "metric_unit", "regimen_times"]

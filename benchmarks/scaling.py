@@ -1,0 +1,139 @@
+"""How the cost of one log-density gradient grows with patients and with doses, closed form and ODE.
+
+Run: .venv/bin/python benchmarks/scaling.py [--repeats 10]   (about 10 minutes on 2 cores; not part of CI)
+
+* Patients: the bundled trial (24 patients, 54 doses and 26 samples each) replicated 1, 4, 16 and 64
+  times (24 ... 1,536 patients; each copy a new ID).
+* Doses: 24 patients of 100 mg q12h with 56, 224 or 896 doses and the same 22 samples each (the first
+  dose's profile, ten troughs spread over the regimen, the last dose's profile); the doses given either as
+  one ADDL train per patient (what the closed form sums as a geometric series) or as one record per dose.
+
+For each: the log density of the shipped spec (``oral1cmt``: closed form; ``oral1cmt_mm``: ODE, 8 fixed
+steps between events) built by poppk as ``poppk.fit`` builds it, its gradient jitted with ``jax.grad``;
+seconds to compile and seconds per gradient (median of ``--repeats`` calls). Writes
+``benchmarks/results/scaling.csv`` and ``benchmarks/results/scaling.png``. Time per effective sample is
+not measured here (a fit per size would take hours on this machine); the gradients per second a sampler
+needs follow from the steps per iteration in ``poppk fit``'s output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+import poppk
+from poppk.fit import _initial_params
+from poppk.model import build_model
+
+OUT = Path(__file__).parent / "results"
+
+
+def replicated_trial(k: int) -> pd.DataFrame:
+    df = pd.read_csv(poppk.datasets.path("lxi15029"))
+    ids = df["ID"].unique()
+    parts = []
+    for r in range(k):
+        part = df.copy()
+        part["ID"] = part["ID"].map({old: r * len(ids) + i + 1 for i, old in enumerate(ids)})
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def dosing_history(n_doses: int, trains: bool, n_subjects: int = 24) -> pd.DataFrame:
+    tau, last = 12.0, 12.0 * (n_doses - 1)
+    profile = np.array([0.5, 1, 2, 4, 6, 8, 12.0]) - 1e-6
+    troughs = tau * np.unique(np.linspace(1, n_doses - 1, 10).round()) - 1e-6
+    samples = np.unique(np.concatenate([profile, troughs, last + profile[:5]]))
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(1, n_subjects + 1):
+        doses = [(0.0, n_doses - 1)] if trains else [(tau * j, 0) for j in range(n_doses)]
+        recs = [dict(ID=i, TIME=t, AMT=100.0, DV=np.nan, EVID=1, MDV=1, CMT=1, II=tau if addl else 0.0, ADDL=addl)
+                for t, addl in doses]
+        recs += [dict(ID=i, TIME=t, AMT=0.0, DV=float(rng.lognormal(6, 0.5)), EVID=0, MDV=0, CMT=2, II=0.0, ADDL=0)
+                 for t in samples]
+        rows += sorted(recs, key=lambda r: (r["TIME"], r["EVID"] == 0))
+    return pd.DataFrame(rows)
+
+
+def time_gradient(frame: pd.DataFrame, model: str, repeats: int) -> dict:
+    data = poppk.from_frame(frame, dose_unit="mg", conc_unit="ng/mL")
+    built = build_model(poppk.load_spec(model), data)
+    from numpyro.infer.util import initialize_model
+
+    _, potential_fn, _, _ = initialize_model(jax.random.PRNGKey(0), built.fn, model_kwargs=built.kwargs,
+                                             dynamic_args=False)
+    z = _initial_params(built, 1, np.random.default_rng(0))
+    grad = jax.jit(jax.grad(potential_fn))
+    t = time.perf_counter()
+    jax.block_until_ready(grad(z))
+    compile_s = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(grad(z))
+        times.append(time.perf_counter() - t)
+    return {"patients": data.n_subjects, "observations": data.n_observations,
+            "compile_s": round(compile_s, 2), "s_per_gradient": float(np.median(times))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    poppk._config.ensure_x64()
+    rows = []
+    for model in ("oral1cmt", "oral1cmt_mm"):
+        for k in (1, 4, 16, 64):
+            r = time_gradient(replicated_trial(k), model, args.repeats)
+            rows.append({"axis": "patients", "model": model, "doses": 54, "dose_records": "as in the data", **r})
+            print(rows[-1], flush=True)
+        for trains in (True, False):
+            for n in (56, 224, 896):
+                r = time_gradient(dosing_history(n, trains), model, args.repeats)
+                rows.append({"axis": "doses", "model": model, "doses": n,
+                             "dose_records": "ADDL train" if trains else "one per dose", **r})
+                print(rows[-1], flush=True)
+                jax.clear_caches()
+    table = pd.DataFrame(rows)
+    table["command"] = "benchmarks/scaling.py"
+    table["device"] = jax.devices()[0].device_kind
+    table["date"] = datetime.date.today().isoformat()
+    OUT.mkdir(parents=True, exist_ok=True)
+    table.to_csv(OUT / "scaling.csv", index=False)
+    plot(table)
+    with pd.option_context("display.width", 200):
+        print(table.drop(columns=["command", "device", "date"]).to_string(index=False))
+    return 0
+
+
+def plot(table: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for model, g in table[table.axis == "patients"].groupby("model"):
+        a.loglog(g.patients, g.s_per_gradient, "o-", label=model)
+    x = np.array([24, 1536])
+    ref = table[(table.axis == "patients")].s_per_gradient.min()
+    a.loglog(x, ref * x / 24, "k:", label="linear in patients")
+    a.set(xlabel="patients", ylabel="seconds per gradient", title="patients (54 doses each)")
+    a.legend()
+    for (model, rec), g in table[table.axis == "doses"].groupby(["model", "dose_records"]):
+        b.loglog(g.doses, g.s_per_gradient, "o-", label=f"{model}, {rec}")
+    b.set(xlabel="doses per patient", ylabel="seconds per gradient", title="doses (24 patients, 22 samples each)")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "scaling.png", dpi=110)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -299,3 +299,57 @@ def test_gradients_are_finite_and_match_finite_differences(kernel, params):
     h = 1e-5 * np.asarray(x0)
     fd = [(f(x0.at[i].add(h[i])) - f(x0.at[i].add(-h[i]))) / (2 * h[i]) for i in range(len(names))]
     np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-4, atol=1e-6)
+
+
+@st.composite
+def listed_doses(draw):
+    """One subject's dose records, one per dose: regular runs, broken runs, amount changes, boluses,
+    an EVID 4 reset; samples at dose times on both sides of the dose record, and between doses."""
+    tau = draw(st.sampled_from([8.0, 12.0, 24.0]))
+    n = draw(st.integers(2, 30))
+    amts = draw(st.lists(st.sampled_from([50.0, 100.0]), min_size=n, max_size=n))
+    jitter = draw(st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5]), min_size=n, max_size=n))
+    cmts = draw(st.lists(st.sampled_from([1, 1, 1, 1, 2]), min_size=n, max_size=n))
+    reset = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    doses = []
+    for j in range(n):
+        evid = 4 if reset == j else 1
+        doses.append((j * tau + jitter[j], amts[j], cmts[j], 0.0, 0, 0, evid))
+    t_end = n * tau + 24
+    samples = sorted(set(draw(st.lists(st.floats(0.0, t_end), min_size=3, max_size=12)))
+                     | {d[0] for d in doses[:: max(1, n // 4)]})
+    return doses, samples
+
+
+@settings(max_examples=40, deadline=None)
+@given(listed_doses(), params_st, st.sampled_from([0.0, 0.7]), st.booleans())
+def test_merging_regular_doses_into_trains_changes_nothing(case, params, tlag, sample_first):
+    # Reference: the same closed form summing every listed dose one by one (no merging); samples at a dose's
+    # own time listed before it (troughs) or after it (record order).
+    doses, samples = case
+    df = frame(doses, samples)
+    if sample_first:  # frame() lists a dose before a sample at the same time; here the sample goes first
+        df = df.assign(_k=np.where(df.EVID == 0, 0, 1)).sort_values(["TIME", "_k"], kind="stable").drop(columns="_k")
+    data = dataset(df)
+    p = dict(params, TLAG=tlag)
+    model = Oral1Cmt()
+    merged = model.prepare(data.doses, data.sampling)
+    assert np.asarray(merged.mask).sum() <= np.asarray(data.doses.mask).sum()
+    got = np.asarray(poppk.pk.predict_subjects(model, p, merged, data.sampling))
+    ref = np.asarray(poppk.pk.predict_subjects(model, p, data.doses, data.sampling))
+    np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-12 * max(ref.max(), 1e-300))
+
+
+def test_regular_listed_doses_become_one_train():
+    # 14 days of 100 mg q12h listed one record each, then 50 mg q12h x 3, then a bolus: three entries
+    # after merging (two trains and the bolus), and the same predictions as the equivalent ADDL records.
+    listed = [(12.0 * j, 100.0, 1, 0.0, 0, 0) for j in range(28)] + [(12.0 * j, 50.0, 1, 0.0, 0, 0)
+                                                                       for j in range(28, 31)]
+    listed.append((372.5, 30.0, 2, 0.0, 0, 0))
+    t = np.arange(0.5, 400, 7.3)
+    data = dataset(frame(listed, t))
+    merged = Oral1Cmt().prepare(data.doses, data.sampling)
+    assert int(np.asarray(merged.mask).sum()) == 3
+    np.testing.assert_array_equal(np.asarray(merged.addl)[0, :3], [27, 2, 0])
+    trains = dataset(frame([(0.0, 100.0, 1, 12.0, 27, 0), (336.0, 50.0, 1, 12.0, 2, 0), (372.5, 30.0, 2, 0.0, 0, 0)], t))
+    np.testing.assert_allclose(predict("oral1cmt", P, data), predict("oral1cmt", P, trains), rtol=1e-12)

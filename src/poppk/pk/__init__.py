@@ -12,6 +12,7 @@ from ._base import predict_subjects as predict_subjects
 from ._events import Doses as Doses
 from ._events import Sampling as Sampling
 from ._events import expand_trains as expand_trains
+from ._events import merge_regular as merge_regular
 from ._ode import AbstractODEModel as AbstractODEModel
 from ._oral1cmt import Oral1Cmt as Oral1Cmt
 from ._oral1cmt_mm import Oral1CmtMM as Oral1CmtMM
@@ -28,5 +29,5 @@ KERNELS: dict[str, type[AbstractPKModel]] = {
 
 __all__ = [
     "AbstractODEModel", "AbstractPKModel", "Doses", "KERNELS", "Oral1Cmt", "Oral1CmtMM", "Oral1CmtODE",
-    "Sampling", "expand_trains", "get_kernel", "predict", "predict_subjects",
+    "Sampling", "expand_trains", "get_kernel", "merge_regular", "predict", "predict_subjects",
 ]

@@ -88,3 +88,56 @@ def expand_trains(doses: Doses) -> Doses:
             out["ss"][i, sl] = (k == 0) & src["ss"][i, d]
             j += k.size
     return Doses(**{name: np.asarray(v) for name, v in out.items()})
+
+
+def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
+    """Runs of single oral doses at a regular interval merged into ADDL trains, in numpy.
+
+    A run is two or more records into the depot (CMT 1), without SS or ADDL, of the same amount and
+    epoch, each ``ii`` after the last (to ``tol`` relative). The closed form then sums the run as a
+    geometric series instead of dose by dose: exact, because a depot dose contributes nothing at its
+    own instant, so whether a sample at a dose time counts the dose (record order) cannot change the
+    concentration. Bolus doses (CMT 2), SS and ADDL records are left as they are.
+    """
+    try:
+        src = {name: np.asarray(getattr(doses, name)) for name in Doses.__dataclass_fields__}
+    except Exception:  # traced arrays (inside jit): nothing to merge here
+        return doses
+    if src["time"].ndim != 2:
+        return doses
+    n = src["time"].shape[0]
+    rows = []
+    for i in range(n):
+        idx = [d for d in np.lexsort((src["order"][i], src["time"][i], src["epoch"][i])) if src["mask"][i, d]]
+        entries, j = [], 0
+        while j < len(idx):
+            d = idx[j]
+            entry = {name: src[name][i, d] for name in src}
+            single = src["cmt"][i, d] == DEPOT and not src["ss"][i, d] and src["addl"][i, d] == 0
+            run = 1
+            if single:
+                gap = None
+                while j + run < len(idx):
+                    e, prev = idx[j + run], idx[j + run - 1]
+                    if not (src["cmt"][i, e] == DEPOT and not src["ss"][i, e] and src["addl"][i, e] == 0
+                            and src["amt"][i, e] == src["amt"][i, d] and src["epoch"][i, e] == src["epoch"][i, d]):
+                        break
+                    step = src["time"][i, e] - src["time"][i, prev]
+                    scale = max(1.0, abs(float(src["time"][i, e])))
+                    if step <= tol * scale or (gap is not None and abs(step - gap) > tol * scale):
+                        break
+                    gap = step if gap is None else gap
+                    run += 1
+                if run > 1:
+                    entry["ii"], entry["addl"] = (src["time"][i, idx[j + run - 1]] - src["time"][i, d]) / (run - 1), run - 1
+            entries.append(entry)
+            j += run
+        rows.append(entries)
+    width = max([len(r) for r in rows] + [1])
+    out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src}
+    out["epoch"][:] = -1
+    for i, entries in enumerate(rows):
+        for k, entry in enumerate(entries):
+            for name, value in entry.items():
+                out[name][i, k] = value
+    return Doses(**out)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._base import AbstractPKModel, Params, lagged_times
-from ._events import CENTRAL, DEPOT, Doses, Sampling
+from ._events import CENTRAL, DEPOT, Doses, Sampling, merge_regular
 
 #: Relative tolerance when counting doses given before a sampling time.
 _TIME_TOL = 1e-9
@@ -70,6 +70,11 @@ class Oral1Cmt(AbstractPKModel):
 
     parameters: ClassVar[tuple[str, ...]] = ("CL", "V", "KA")
     units: ClassVar[dict[str, str]] = {"CL": "L/h", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
+
+    def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Doses:
+        """Regular single oral doses become ADDL trains (:func:`merge_regular`): 896 doses listed one
+        record each cost 0.21 ms per gradient instead of 10.7 ms (``benchmarks/scaling.py``)."""
+        return merge_regular(doses)
 
     def concentrations(self, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, " O"]:
         cl, v, ka = params["CL"], params["V"], params["KA"]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import poppk
+from poppk._warmstart import _potential
 from poppk.fit import _initial_params
 from poppk.model import build_model
 
@@ -65,10 +66,7 @@ def dosing_history(n_doses: int, trains: bool, n_subjects: int = 24) -> pd.DataF
 def time_gradient(frame: pd.DataFrame, model: str, repeats: int) -> dict:
     data = poppk.from_frame(frame, dose_unit="mg", conc_unit="ng/mL")
     built = build_model(poppk.load_spec(model), data)
-    from numpyro.infer.util import initialize_model
-
-    _, potential_fn, _, _ = initialize_model(jax.random.PRNGKey(0), built.fn, model_kwargs=built.kwargs,
-                                             dynamic_args=False)
+    potential_fn = _potential(built)  # the log density the warm start optimises
     z = _initial_params(built, 1, np.random.default_rng(0))
     grad = jax.jit(jax.grad(potential_fn))
     t = time.perf_counter()

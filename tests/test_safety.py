@@ -76,7 +76,10 @@ def test_ctrl_c_during_a_fit_writes_no_folder(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "poppk.cli", "fit", str(poppk.datasets.path("lxi15029")),
                              "--model", "oral1cmt", "--conc-unit", "ng/mL", "--out", str(out), "--chains", "2",
                              "--warmup", "2000", "--samples", "2000"],  # with a progress bar, as a user runs it
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # Ctrl-C as at a terminal: a test run started in the background (`pytest &`)
+                            # passes SIGINT down ignored, and Python then never raises KeyboardInterrupt.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and "fitting" not in (proc.stdout.readline() or ""):
         pass

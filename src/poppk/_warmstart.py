@@ -9,8 +9,10 @@ most of its time in trees of 500-1,000 leapfrog steps. Instead:
 1. the mode of the log density (in NumPyro's unconstrained space) is found by L-BFGS from the usual
    starting point (typical values at their prior medians, random effects at 0);
 2. the Hessian there is computed by central differences of the (already compiled) gradient;
-3. chains start at draws from the normal approximation ``N(mode, H^-1)`` and NUTS starts with
-   ``H^-1`` as its dense inverse mass matrix, which warmup then adapts as usual.
+3. chains start at draws from the normal approximation ``N(mode, H^-1)``; a first stage of NUTS
+   warmup keeps ``H^-1`` as its dense inverse mass matrix (step size adapted), and the rest of warmup
+   and the sampling use a metric re-estimated from those draws (:func:`refine_metric` says why not
+   NumPyro's own windowed adaptation).
 
 The mode of a *centred* hierarchical model can sit at an omega collapsed to 0 (the density grows
 without bound as every individual parameter approaches its typical value); the warm start notices

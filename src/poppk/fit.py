@@ -275,8 +275,9 @@ def fit(
         re-estimated from those draws (step size adapted throughout). Falls back to NumPyro's
         ordinary warmup, saying why in ``info["warm_start"]``, when the mode is degenerate or
         ``warmup < 100``. Measured on the bundled trial (4 chains x (500 + 500), 2 cores): the
-        Michaelis-Menten fit took 783 s with it (17 leapfrog steps per iteration) and 1,801 s
-        with NumPyro's own dense adaptation from the same start; the closed-form linear model gains
+        Michaelis-Menten fit took 783 s with it (17 leapfrog steps per iteration; 891 s and 18 steps
+        with the current ODE step, in ``poppk demo``) and 1,801 s with NumPyro's own dense
+        adaptation from the same start; the closed-form linear model gains
         nothing (its fixed costs outweigh cheaper trajectories), hence the default.
 
     Examples

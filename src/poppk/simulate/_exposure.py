@@ -144,7 +144,9 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
         for k in METRICS:
             metrics[k][idx] = m[k]
         bands[idx] = b
-    _check_finite(metrics, params, regimen)
+        bad = _failed(metrics)
+    if bad.any():
+        _raise_failed(bad, params, regimen)
     return metrics, bands
 
 
@@ -177,16 +179,14 @@ def _failed(metrics: dict) -> np.ndarray:
     return bad
 
 
-def _check_finite(metrics: dict, params: dict, regimen: Regimen) -> None:
+def _raise_failed(bad: np.ndarray, params: dict, regimen: Regimen) -> None:
     """SolverError naming the first patient whose exposure is not finite or negative (a solver failure)."""
-    bad = _failed(metrics)
-    if bad.any():
-        i = int(np.argmax(bad))
-        who = ", ".join(f"{k}={float(np.asarray(v)[i]):.4g}" for k, v in params.items())
-        raise SolverError(
-            f"{int(bad.sum())} of {bad.size} virtual patients under {regimen.label} got a non-finite or negative "
-            f"exposure (the first: {who}): the prediction failed for them (for an ODE kernel: its fixed steps, "
-            f"then its adaptive solver). Check that the parameters are positive, finite and in the data's units.")
+    i = int(np.argmax(bad))
+    who = ", ".join(f"{k}={float(np.asarray(v)[i]):.4g}" for k, v in params.items())
+    raise SolverError(
+        f"{int(bad.sum())} of {bad.size} virtual patients under {regimen.label} got a non-finite or negative "
+        f"exposure (the first: {who}): the prediction failed for them (for an ODE kernel: its fixed steps, "
+        f"then its adaptive solver). Check that the parameters are positive, finite and in the data's units.")
 
 
 __all__ = ["NODES", "PANELS", "METRICS", "exposure_metrics", "metric_name", "metric_unit", "regimen_times"]

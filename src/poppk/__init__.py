@@ -11,15 +11,12 @@ compute switch JAX to float64 when they run.
 
 from . import data as data
 from . import datasets as datasets
-from . import diagnostics as diagnostics
 from . import dosing as dosing
 from . import export as export
 from . import exposure as exposure
 from . import model as model
 from . import nca as nca
 from . import pk as pk
-from . import plots as plots
-from . import report as report
 from . import simulate as simulate
 from . import units as units
 from ._config import set_host_devices as set_host_devices
@@ -47,6 +44,17 @@ from .simulate import parse_regimen as parse_regimen
 from .simulate import simulate_regimen as simulate_regimen
 
 __version__ = "0.1.0"
+
+#: Imported on first use (matplotlib and scipy.stats take about a second to import; a fit needs neither).
+_LAZY = ("diagnostics", "plots", "report")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'poppk' has no attribute {name!r}")
 
 __all__ = [
     "DatasetError", "DatasetWarning", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset", "PoppkError",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._config import ensure_x64
 from ..pk._events import Sampling, expand_trains
@@ -75,6 +74,8 @@ def eta_table(fit) -> pd.DataFrame:
 def prior_distributions(fit) -> dict[str, tuple]:
     """Each population parameter's prior as ``(frozen scipy distribution, unit)``, in the data's units."""
     from .._fitsummary import parameter_units
+    from scipy import stats
+
     from ..model._build import prior_median
 
     spec, data = fit.spec, fit.data

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._auc import LambdaZ as LambdaZ
 from ._auc import auc as auc
@@ -139,6 +138,8 @@ class NCAResult:
                 y = np.log(sel[m].to_numpy(float)[ok])
                 if x.size < 3 or np.ptp(x) == 0:
                     continue
+                from scipy import stats
+
                 fit = stats.linregress(x, y)
                 q = stats.t.ppf(0.5 + level / 2, x.size - 2)
                 rows.append({"profile": kind, "metric": m, "n": int(x.size), "slope": fit.slope,

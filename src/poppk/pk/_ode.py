@@ -35,6 +35,10 @@ class ODEDoses(eqx.Module):
     steady: Doses
     #: Extra event times (no dose, no sample) that cut long gaps for the fixed-grid solver.
     fill: Sampling | None = None
+    #: The event order (doses, SS records, samples, fillers) when there is no lag time, sorted once in
+    #: numpy. Sorting inside the model instead, with every input a constant, made XLA constant-fold the
+    #: sort at each compile: 6 s -> 50 s to compile a gradient from 24 to 1,536 patients.
+    order: np.ndarray | None = None
 
 
 def _steady_records(doses: Doses) -> Doses:
@@ -102,6 +106,20 @@ def _tsit5_step(f, t, h, y, args):
     return y + h * sum(float(b) * k for b, k in zip(tab.b_sol, ks, strict=False) if b != 0.0)
 
 
+def _event_order(each: Doses, steady: Doses, sampling: Sampling, fill: Sampling | None) -> np.ndarray:
+    """Per subject, the order in which :meth:`AbstractODEModel.concentrations` visits its events when
+    there is no lag time: the same keys and the same (stable) sort, in numpy."""
+    fill = fill if fill is not None else Sampling(time=np.zeros((np.shape(sampling.time)[0], 0)),
+                                                  order=np.zeros((np.shape(sampling.time)[0], 0)),
+                                                  epoch=np.zeros((np.shape(sampling.time)[0], 0), int))
+    a = lambda x: np.asarray(x)  # noqa: E731
+    time = np.concatenate([a(each.time), a(steady.time), a(sampling.time), a(fill.time)], axis=1)
+    order = np.concatenate([a(each.order), a(steady.order) - 0.5, a(sampling.order), a(fill.order)], axis=1)
+    valid = np.concatenate([a(each.mask), a(steady.mask), a(sampling.epoch) >= 0, a(fill.epoch) >= 0], axis=1)
+    key = np.where(valid, time, np.inf)
+    return np.stack([np.lexsort((order[i], key[i])) for i in range(time.shape[0])])
+
+
 class AbstractODEModel(AbstractPKModel):
     """A model given by its right-hand side on (depot, central) amounts."""
 
@@ -131,7 +149,15 @@ class AbstractODEModel(AbstractPKModel):
     def prepare(self, doses: Doses, sampling: Sampling | None = None) -> ODEDoses:
         each = expand_trains(doses)
         fill = _fillers(each, sampling, self.max_gap) if self.grid else None
-        return ODEDoses(each=each, steady=_steady_records(doses), fill=fill)
+        steady = _steady_records(doses)
+        order = None if sampling is None else _event_order(each, steady, sampling, fill)
+        return ODEDoses(each=each, steady=steady, fill=fill, order=order)
+
+    def complete(self, params: Params) -> Params:
+        full = super().complete(params)
+        if "TLAG" not in params:  # no lag time: the event order is known from the data (ODEDoses.order)
+            del full["TLAG"]
+        return full
 
     def _solve(self, y0, t0, t1, p, adjoint=None, grid=None):
         if self.grid:
@@ -216,7 +242,9 @@ class AbstractODEModel(AbstractPKModel):
     def concentrations(self, params: Params, doses: ODEDoses, sampling: Sampling) -> Float[Array, " O"]:
         # Absolute tolerances are relative to the largest dose amount (units of the data).
         params = dict(params, _amount=jnp.maximum(jnp.max(jnp.where(doses.each.mask, doses.each.amt, 0.0)), 1e-300))
-        f1, tlag = params["F1"], params["TLAG"]
+        f1 = params["F1"]
+        fixed_order = "TLAG" not in params and doses.order is not None
+        tlag = params.get("TLAG", 0.0)
         each, steady = doses.each, doses.steady
         fill = doses.fill if doses.fill is not None else Sampling(time=jnp.zeros(0), order=jnp.zeros(0), epoch=jnp.zeros(0, int))
         n_dose, n_ss, n_obs = each.time.shape[0], steady.time.shape[0], sampling.time.shape[0]
@@ -228,7 +256,8 @@ class AbstractODEModel(AbstractPKModel):
         else:
             ss_states = jnp.zeros((1, 2))
         # Event table: doses, steady-state starts, samples.
-        time = jnp.concatenate([lagged_times(each, tlag), steady.time, sampling.time, fill.time])
+        dose_time = each.time if "TLAG" not in params else lagged_times(each, tlag)
+        time = jnp.concatenate([dose_time, steady.time, sampling.time, fill.time])
         order = jnp.concatenate([each.order, steady.order - 0.5, sampling.order, fill.order])
         epoch = jnp.concatenate([each.epoch, steady.epoch, sampling.epoch, fill.epoch])
         valid = jnp.concatenate([each.mask, steady.mask, sampling.epoch >= 0, fill.epoch >= 0])
@@ -236,7 +265,7 @@ class AbstractODEModel(AbstractPKModel):
         amt = jnp.concatenate([each.amt, jnp.zeros(n_ss + n_obs + n_fill)])
         cmt = jnp.concatenate([each.cmt, jnp.zeros(n_ss + n_obs + n_fill, int)])
         ss_index = jnp.concatenate([jnp.zeros(n_dose, int), jnp.arange(n_ss), jnp.zeros(n_obs + n_fill, int)])
-        perm = jnp.lexsort((order, jnp.where(valid, time, jnp.inf)))
+        perm = doses.order if fixed_order else jnp.lexsort((order, jnp.where(valid, time, jnp.inf)))
 
         def step(carry, i):
             y, t_now, ep = carry

@@ -107,7 +107,7 @@ def run(model: str, design: str, reps: int, out: Path, seed: int, chains: int, w
         parameterization: str | None = None, target_accept: float = 0.8) -> Path:
     spec = poppk.load_spec(model)
     frame = design_frame(DESIGNS[design])
-    path = out / f"{model}_{design}_ranks.csv"
+    path = out / f"{spec.name}_{design}_ranks.csv"
     rows = pd.read_csv(path).to_dict("records") if path.exists() else []  # resume where a run stopped
     for r in range(len(rows), reps):
         t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def run(model: str, design: str, reps: int, out: Path, seed: int, chains: int, w
         rows.append(row)
         pd.DataFrame(rows).to_csv(path, index=False)
         jax.clear_caches()  # every fit compiles afresh; without this, ~70 fits exhausted LLVM's code memory
-        print(f"{model} {design} rep {r + 1}/{reps}: {row['seconds']} s, divergences {row['divergences']}, "
+        print(f"{spec.name} {design} rep {r + 1}/{reps}: {row['seconds']} s, divergences {row['divergences']}, "
               f"r_hat {row['max_r_hat']:.3f}", flush=True)
     return path
 
@@ -180,7 +180,7 @@ def summarise(out: Path) -> pd.DataFrame:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="oral1cmt")
+    parser.add_argument("--model", default="oral1cmt", help="a bundled model's name or a spec file")
     parser.add_argument("--design", choices=list(DESIGNS), default="rich")
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--chains", type=int, default=2)

@@ -49,7 +49,10 @@ def stan_inputs(case: str) -> tuple[dict, dict, dict]:
     dataset, model, _, _, _ = CASES[case]
     data = poppk.datasets.load(dataset)
     spec = poppk.load_spec(model)
-    built = build_model(spec, data)
+    from poppk._pilot import choose_parameterization
+
+    pilot = choose_parameterization(spec, data)  # the centred/non-centred choice poppk fit makes
+    built = build_model(spec, data, parameterization=pilot.choice if pilot else None)
     kw = built.kwargs
     mask, censored = np.asarray(kw["mask"]), np.asarray(kw["censored"])
     dv = np.where(censored, np.asarray(kw["lloq"]), np.asarray(data.dv))

@@ -87,7 +87,9 @@ def cmd_fit(args) -> int:
     folder = result.save(out, force=args.force)
     summary = result.summary()
     diag = json.loads((folder / "diagnostics.json").read_text())
-    print(f"\n{spec.name}: {result.info['parameterization']} IIV, {result.info['chain_method']} chains, "
+    pilot = result.info.get("pilot")
+    why = f" ({pilot['reason']})" if pilot else ""
+    print(f"\n{spec.name}: {result.info['parameterization']} IIV{why}, {result.info['chain_method']} chains, "
           f"BLQ {result.info['blq_method']}, warm start: {result.info['warm_start']}, "
           f"{diag['mean_num_steps']:.0f} leapfrog steps per iteration\n")
     cols = ["parameter", "q50", "q5", "q95", "cv_pct", "ess_bulk", "r_hat"]
@@ -187,7 +189,9 @@ def add_commands(sub) -> None:
     p.add_argument("--target-accept", type=float, default=0.8)
     p.add_argument("--max-tree-depth", default="10",
                    help="NUTS tree depth, or WARMUP,SAMPLING (e.g. 6,10: cheaper early warmup for ODE models)")
-    p.add_argument("--parameterization", choices=["centered", "noncentered"], help="override the spec's IIV choice")
+    p.add_argument("--parameterization", choices=["centered", "noncentered"],
+                   help="override the spec's IIV choice (default: the spec's; 'auto' decides per parameter "
+                        "from the data)")
     p.add_argument("--warm-start", choices=["auto", "on", "off"], default="auto",
                    help="start from the Laplace approximation at the mode with a dense metric (auto: ODE models)")
     p.add_argument("--force", action="store_true", help="replace an existing fit folder")

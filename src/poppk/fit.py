@@ -73,14 +73,16 @@ class Fit:
         if out["flip_flop_chains"]:
             out["warnings"].append(f"chain(s) {out['flip_flop_chains']} sit in the flip-flop mode (median KA < CL/V)")
             out["converged"] = False
-        funnel = self._funnel_advice(out["divergences"], out["shrinkage"])
+        funnel = self._divergence_advice(out["divergences"], out["shrinkage"])
         if funnel:
             out["warnings"].append(funnel)
         out["run"] = {k: v for k, v in self.info.items() if k not in ("population", "prior_sd", "log_scale")}
         return out
 
-    def _funnel_advice(self, divergences: int, shrink: dict) -> str | None:
-        """With divergences and centred IIV: which parameters to sample non-centred, and how.
+    def _divergence_advice(self, divergences: int, shrink: dict) -> str | None:
+        """After divergences: with centred IIV, which parameters to sample non-centred, and how; with
+        non-centred IIV, a higher target acceptance and, for designs too sparse for the pilot, fewer
+        random effects.
 
         A centred individual parameter the data inform weakly (high eta-shrinkage) forms a funnel with
         its omega. In simulation-based calibration of ``oral1cmt`` on a rich design (10 samples per
@@ -88,8 +90,19 @@ class Fit:
         with divergences from 38 to 6 of 50 (``benchmarks/results/sbc_noncentered``).
         """
         centred = list(self.info.get("centered", []))
-        if not divergences or not centred:
+        if not divergences:
             return None
+        if not centred:
+            # Non-centred already. In SBC of a 3-sample design (benchmarks/results/sbc_sparse_target095),
+            # target_accept 0.95 halved the replications with divergences.
+            parts = []
+            if self.info.get("target_accept", 0.8) < 0.95:
+                parts.append("refit with --target-accept 0.95 (API: target_accept=0.95)")
+            reason = (self.info.get("pilot") or {}).get("reason", "")
+            if "per random effect" in reason:
+                parts.append(f"{reason.removeprefix('non-centred: ')}: IIV on fewer parameters (KA first) may be "
+                             "all the design supports")
+            return "individual parameters sampled non-centred; " + "; ".join(parts) if parts else None
         weak = [p for p in centred if shrink.get(p, 0.0) > FUNNEL_SHRINKAGE]
         names = weak or centred
         shown = ", ".join(f"{p} ({100 * shrink[p]:.0f}% shrinkage)" if p in shrink else p for p in names)
@@ -171,26 +184,45 @@ class Fit:
 
 def _initial_params(built, chains: int, rng: np.random.Generator):
     """Unconstrained starting points per chain: prior medians (typical values), a modest
-    omega and sigma, random effects at 0, each jittered by up to +-20%."""
-    from numpyro.infer.initialization import init_to_value
-    from numpyro.infer.util import initialize_model
+    omega and sigma, random effects at 0, each jittered by up to +-20%.
 
+    The model is traced once, abstractly (``jax.eval_shape``: no computation), for its latent sites,
+    their supports and shapes; each chain's values are then mapped to the unconstrained space by the
+    sites' bijections. (NumPyro's ``initialize_model`` per chain evaluated the log density and its
+    gradient op by op, eagerly: about 2.5 s per chain on the bundled trial, 10 s of a 43 s fit.)
+    """
+    from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer.initialization import init_to_value
+
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    model = handlers.substitute(handlers.seed(built.fn, key), substitute_fn=init_to_value(values=built.init_values))
+    latent = {}  # site -> (bijection to its support, unconstrained shape)
+
+    def record():
+        for name, site in handlers.trace(model).get_trace(**built.kwargs).items():
+            if site["type"] == "sample" and not site["is_observed"]:
+                to_real = biject_to(site["fn"].support)
+                latent[name] = (to_real, np.shape(to_real.inv(site["value"])))
+
+    jax.eval_shape(record)
     per_chain = []
-    for c in range(chains):
+    for _ in range(chains):
         values = {k: float(v) * float(np.exp(rng.uniform(-0.2, 0.2))) for k, v in built.init_values.items()}
-        key = jax.random.PRNGKey(int(rng.integers(2**31)))
-        info, *_ = initialize_model(key, built.fn, model_kwargs=built.kwargs,
-                                    init_strategy=init_to_value(values=values))
-        z = dict(info.z)
-        for name in ("eta_z",):
-            if name in z:
-                z[name] = jnp.asarray(rng.normal(0, 0.1, np.shape(z[name])))
-        if "log_ind" in z:
-            # Centred IIV: each subject starts at the (jittered) typical values, not at NumPyro's default
-            # uniform(-2, 2) on the log scale, which put individual V near 1 L beside a typical 70 L and
-            # left Michaelis-Menten chains stuck in far-away regions with 1,023-step trees.
-            loc = np.log([values.get(p, built.spec.parameter(p).fixed or 1.0) for p in built.centred])
-            z["log_ind"] = jnp.asarray(loc + rng.normal(0, 0.1, np.shape(z["log_ind"])))
+        z = {}
+        for name, (to_real, shape) in latent.items():
+            if name in values:
+                z[name] = to_real.inv(jnp.asarray(values[name]))
+            elif name == "eta_z":
+                z[name] = jnp.asarray(rng.normal(0, 0.1, shape))
+            elif name == "log_ind":
+                # Centred IIV: each subject starts at the (jittered) typical values, not at NumPyro's default
+                # uniform(-2, 2) on the log scale, which put individual V near 1 L beside a typical 70 L and
+                # left Michaelis-Menten chains stuck in far-away regions with 1,023-step trees.
+                loc = np.log([values.get(p, built.spec.parameter(p).fixed or 1.0) for p in built.centred])
+                z[name] = jnp.asarray(loc + rng.normal(0, 0.1, shape))
+            else:  # any other site (an LKJ factor, say): NumPyro's default, uniform(-2, 2) unconstrained
+                z[name] = jnp.asarray(rng.uniform(-2, 2, shape))
         per_chain.append(z)
     if chains == 1:  # NumPyro takes a single chain's parameters without the chain axis
         return per_chain[0]
@@ -264,7 +296,11 @@ def fit(
         NUTS tree depth; a pair caps warmup and sampling separately (``(6, 10)`` makes the early
         warmup of ODE models far cheaper: trees of at most 63 steps while the mass matrix adapts).
     parameterization : {"centered", "noncentered"}, optional
-        Overrides the spec's ``iiv.parameterization``.
+        Overrides the spec's ``iiv.parameterization``. Where that is ``"auto"`` (the bundled
+        specs), a pilot decides per parameter before sampling: centred where the expected
+        eta-shrinkage is below 0.05, non-centred otherwise (and for KA, TLAG, and designs with
+        fewer than two samples per subject and random effect); see :mod:`poppk._pilot`.
+        ``info["pilot"]`` keeps its reasons (about 3 s for a closed form, 30 s for an ODE kernel).
     dense_mass : bool
         Adapt a dense mass matrix (captures linear correlations such as VMAX with KM; costs
         more warmup draws to estimate). A warm start always uses one.
@@ -296,9 +332,14 @@ def fit(
         spec = load_spec(spec)
     if not isinstance(data, PKDataset):
         raise ModelSpecError("fit() needs a PKDataset (see poppk.read_nonmem)")
-    built = build_model(spec, data, parameterization=parameterization)
-    rng = np.random.default_rng(seed)
     start = time.perf_counter()
+    pilot = None
+    if parameterization is None:
+        from ._pilot import choose_parameterization
+
+        pilot = choose_parameterization(spec, data)
+    built = build_model(spec, data, parameterization=pilot.choice if pilot else parameterization)
+    rng = np.random.default_rng(seed)
     init = _initial_params(built, chains, rng)
     method = "parallel" if jax.local_device_count() >= chains else "sequential"
     options = dict(target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
@@ -338,6 +379,8 @@ def fit(
         "warm_start_seconds": round(warm.seconds if warm and not stage1 else warm_seconds, 2),  # mode + stage 1
         "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
         "centered": list(built.centred),
+        "pilot": None if pilot is None else {"reason": pilot.reason, "expected_shrinkage": pilot.shrinkage,
+                                             "seconds": round(pilot.seconds, 2)},
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
         "dose_unit": data.dose_unit, "conc_unit": data.conc_unit,
@@ -351,16 +394,16 @@ FUNNEL_SHRINKAGE = 0.2
 
 
 def _versions(numpyro) -> dict:
-    import arviz
+    from importlib.metadata import version
 
     from . import __version__
 
-    return {"poppk": __version__, "jax": jax.__version__, "numpyro": numpyro.__version__, "arviz": arviz.__version__,
+    return {"poppk": __version__, "jax": jax.__version__, "numpyro": numpyro.__version__, "arviz": version("arviz"),
             "python": sys.version.split()[0]}
 
 
 def _to_tree(mcmc, built, data: PKDataset) -> xr.DataTree:
-    import arviz as az
+    from arviz_base import from_numpyro  # arviz itself would import arviz_plots (matplotlib), about 1.5 s
 
     ids = list(data.ids)
     iiv = list(built.spec.iiv.parameters)
@@ -376,7 +419,7 @@ def _to_tree(mcmc, built, data: PKDataset) -> xr.DataTree:
     if "L_corr" in grouped:
         coords["iiv_param_b"] = iiv
         dims["L_corr"] = ["iiv_param", "iiv_param_b"]
-    tree = az.from_numpyro(mcmc, coords=coords, dims=dims, log_likelihood=False)
+    tree = from_numpyro(mcmc, coords=coords, dims=dims, log_likelihood=False)
     for group in ("observed_data", "log_likelihood", "posterior_predictive"):
         if group in tree.children:
             del tree[group]

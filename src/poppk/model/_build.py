@@ -127,7 +127,7 @@ def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
         raise ModelSpecError("the BLQ method M3 needs an LLOQ for every BLQ record; add an LLOQ column or --lloq")
     used = fit & ~blq  # fitted records with a measured value
     if spec.error.model in ("proportional", "exponential"):
-        zero = predict_subjects(get_kernel("oral1cmt"), {"CL": 1.0, "V": 1.0, "KA": 1.0},
+        zero = _predict_jit(get_kernel("oral1cmt"), {"CL": 1.0, "V": 1.0, "KA": 1.0},
                                 data.doses, data.sampling)
         before = (np.asarray(zero) <= 0) & used
         if before.any():
@@ -150,7 +150,9 @@ def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray)
 
     Centred suits parameters the data inform well (a non-centred one would be strongly correlated
     with its typical value); non-centred suits weakly informed ones (a centred one forms a funnel
-    with its omega). ``auto``: centred when the median subject has at least ``RICH_DATA_OBS``
+    with its omega). ``poppk.fit`` resolves ``auto`` from the data before building (a pilot's
+    expected eta-shrinkage, :mod:`poppk._pilot`) and passes the result as ``override``. Without it,
+    ``auto`` is centred when the median subject has at least ``RICH_DATA_OBS``
     fitted observations, except absorption parameters (KA, TLAG), which stay non-centred: a few
     points on the rising limb rarely pin down each subject's absorption, and with Michaelis-Menten
     elimination a centred KA made every NUTS tree hit the depth limit.

@@ -1,0 +1,137 @@
+"""How far a fit is from the cost of its arithmetic: seconds per log-density gradient, the gradients per
+second NUTS achieves while drawing, and leapfrog steps per iteration.
+
+Run: .venv/bin/python benchmarks/floor.py                     (about 3 minutes on 2 cores; not part of CI)
+     .venv/bin/python benchmarks/floor.py --mm-fit DIR        (adds the Michaelis-Menten row from a fit
+                                                              folder, e.g. poppk demo's fits/oral1cmt_mm)
+
+For each case the model is built as ``poppk.fit`` builds it (same spec, data, "auto" choice of centred
+or non-centred IIV). Then:
+
+* ``grad_ms``: one gradient of the log density (unconstrained space, jitted), median of 50 calls;
+* ``floor_grads_per_s``: what the machine could do if sampling were nothing but gradients, all cores
+  busy: cores / grad cost;
+* NUTS with poppk's settings (4 chains in parallel, 1,000 warmup iterations), then 1,000 draws run twice
+  from the adapted state; the second run is timed (no compilation in it): ``achieved_grads_per_s`` =
+  leapfrog steps of all chains / seconds, ``steps_per_iteration``, and ``efficiency`` = achieved / floor
+  (the share of the machine's gradient capacity the sampler turns into gradients; the rest is tree
+  building, the parallel-chain overhead and the two cores shared by four chains).
+
+The Michaelis-Menten row (``--mm-fit``) is an estimate: a warm-started ODE fit is not re-run here (it
+takes 15 minutes); its draws' leapfrog steps are spread over the fit's time after the warm start,
+assuming the stage-2 warmup iterations took as many steps as the draws (they took at least as many, so
+the achieved rate is a lower bound). Writes ``benchmarks/results/floor.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+import poppk
+
+poppk.set_host_devices(4)
+
+OUT = Path(__file__).parent / "results"
+CORES = 2
+CASES = {
+    "theophylline": ("theophylline", {}, "oral1cmt_additive"),
+    "trial_linear": ("lxi15029", {"conc_unit": "ng/mL"}, "oral1cmt"),
+}
+
+
+def grad_cost(built, repeats: int = 50) -> float:
+    from poppk._warmstart import _potential
+    from poppk.fit import _initial_params
+
+    z = _initial_params(built, 1, np.random.default_rng(0))
+    grad = jax.jit(jax.grad(_potential(built)))
+    jax.block_until_ready(grad(z))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(grad(z))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def run_case(name: str) -> dict:
+    from numpyro.infer import MCMC, NUTS
+
+    from poppk._pilot import choose_parameterization
+    from poppk.fit import _initial_params
+    from poppk.model import build_model
+
+    dataset, kwargs, model = CASES[name]
+    data = poppk.datasets.load(dataset, **kwargs)
+    spec = poppk.load_spec(model)
+    pilot = choose_parameterization(spec, data)
+    built = build_model(spec, data, parameterization=pilot.choice if pilot else None)
+    cost = grad_cost(built)
+    init = _initial_params(built, 4, np.random.default_rng(0))
+    mcmc = MCMC(NUTS(built.fn, target_accept_prob=0.8, max_tree_depth=10), num_warmup=1000, num_samples=1000,
+                num_chains=4, chain_method="parallel", progress_bar=False)
+    mcmc.warmup(jax.random.PRNGKey(0), init_params=init, **built.kwargs)
+    mcmc.post_warmup_state = mcmc.last_state
+    mcmc.run(jax.random.PRNGKey(1), extra_fields=("num_steps",), **built.kwargs)  # compiles the draw loop
+    mcmc.post_warmup_state = mcmc.last_state
+    t = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(2), extra_fields=("num_steps",), **built.kwargs)
+    jax.block_until_ready(mcmc.get_samples())
+    seconds = time.perf_counter() - t
+    steps = np.asarray(mcmc.get_extra_fields()["num_steps"], dtype=float)
+    achieved = steps.sum() / seconds
+    return {"case": name, "model": model, "parameterization": built.parameterization, "grad_ms": 1e3 * cost,
+            "floor_grads_per_s": CORES / cost, "steps_per_iteration": steps.mean(), "draw_seconds": seconds,
+            "achieved_grads_per_s": achieved, "efficiency": achieved * cost / CORES, "estimate": False}
+
+
+def mm_row(folder: Path) -> dict:
+    import xarray as xr
+
+    from poppk.model import build_model
+
+    info = json.loads((folder / "fit.json").read_text())
+    fit = poppk.load_fit(folder)
+    built = build_model(fit.spec, fit.data, parameterization=tuple(
+        (p, "centered" if p in info["centered"] else "noncentered") for p in fit.spec.iiv.parameters))
+    cost = grad_cost(built, repeats=20)
+    tree = xr.open_datatree(folder / "posterior.nc", engine="h5netcdf")
+    steps = np.asarray(tree["sample_stats"]["n_steps"].values, dtype=float)
+    per_iter = steps.mean()
+    stage2 = info["warmup"] - info.get("warm_start_stage1", 0)
+    total_steps = per_iter * info["chains"] * (stage2 + info["samples"])
+    seconds = info["sampling_seconds"] - info["warm_start_seconds"]
+    achieved = total_steps / seconds
+    return {"case": "trial_mm", "model": fit.spec.name, "parameterization": info["parameterization"],
+            "grad_ms": 1e3 * cost, "floor_grads_per_s": CORES / cost, "steps_per_iteration": per_iter,
+            "draw_seconds": seconds, "achieved_grads_per_s": achieved, "efficiency": achieved * cost / CORES,
+            "estimate": True}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--mm-fit", type=Path, help="a fit folder of oral1cmt_mm on the bundled trial")
+    args = parser.parse_args()
+    rows = [run_case(c) for c in args.cases]
+    if args.mm_fit:
+        rows.append(mm_row(args.mm_fit))
+    table = pd.DataFrame(rows)
+    table["measured"] = datetime.date.today().isoformat()
+    OUT.mkdir(exist_ok=True)
+    table.to_csv(OUT / "floor.csv", index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,7 +9,8 @@ Run: .venv/bin/python benchmarks/scaling.py [--repeats 10]   (about 10 minutes o
   one ADDL train per patient (what the closed form sums as a geometric series) or as one record per dose.
 
 For each: the log density of the shipped spec (``oral1cmt``: closed form; ``oral1cmt_mm``: ODE, 8 fixed
-steps between events) built by poppk as ``poppk.fit`` builds it, its gradient jitted with ``jax.grad``;
+steps between events) built by poppk as ``poppk.fit`` builds it (IIV centring by ``build_model``'s
+sample-count rule: the fit's pilot is not run here), its gradient jitted with ``jax.grad``;
 seconds to compile and seconds per gradient (median of ``--repeats`` calls). Writes
 ``benchmarks/results/scaling.csv`` and ``benchmarks/results/scaling.png``. Time per effective sample is
 not measured here (a fit per size would take hours on this machine); the gradients per second a sampler

@@ -22,7 +22,7 @@ A parameter is sampled centred when its expected eta-shrinkage is below ``CENTRE
 Why: simulation-based calibration (``benchmarks/sbc.py``) of the previous rule (centred whenever the
 median subject had 6 or more samples) on a 10-sample design diverged in 68 of 100 replications,
 mostly those where a large residual error left CL or V weakly informed; the bundled trial (26
-samples per subject, expected shrinkage of CL and V 0.01 or less) samples twice as fast centred.
+samples per subject, expected shrinkage of CL 0.001 and V 0.008) samples twice as fast centred.
 
 Two cases skip the pilot: absorption parameters (KA, TLAG) stay non-centred (a few points on the
 rising limb rarely pin each subject's absorption down, and with Michaelis-Menten elimination a
@@ -107,7 +107,7 @@ def choose_parameterization(spec, data, *, override=None, max_iter: int = 1000) 
         return done({}, "non-centred: the pilot's optimiser failed")
     for p, s in shrinkage.items():
         choice[p] = "centered" if s < CENTRED_SHRINKAGE else "noncentered"
-    return done(shrinkage, "expected eta-shrinkage " + ", ".join(f"{p} {s:.2f}" for p, s in shrinkage.items()))
+    return done(shrinkage, "expected eta-shrinkage " + ", ".join(f"{p} {s:.3f}" for p, s in shrinkage.items()))
 
 
 def _expected_shrinkage(built, params: list[str], max_iter: int) -> dict[str, float] | None:

@@ -219,3 +219,15 @@ def test_pilot_centres_only_what_the_data_inform(sigma, omega_cl, expect):
     pilot = choose_parameterization(poppk.load_spec("oral1cmt"), data)
     assert dict(pilot.choice)["CL"] == expect and dict(pilot.choice)["KA"] == "noncentered"
     assert pilot.shrinkage["CL"] < 0.05 if expect == "centered" else pilot.shrinkage["CL"] > 0.5
+
+
+def test_warm_start_runs_on_a_closed_form():
+    """The warm start (posterior mode by L-BFGS, Laplace metric, two-stage warmup; on by default only for ODE
+    kernels) also works on a closed form: it reaches the mode and the fit agrees with nlmixr2's estimates
+    (DESIGN.md) as loosely as a short run allows."""
+    data = poppk.datasets.load("theophylline")
+    f = fit(data, "oral1cmt_additive", chains=2, warmup=200, samples=200, progress=False, warm_start=True)
+    assert f.info["warm_start"].startswith("laplace") and f.info["warm_start_stage1"] == 100
+    summary = f.summary().set_index("parameter")
+    for name in ("CL", "V"):
+        assert summary.loc[name, "q50"] == pytest.approx(NLMIXR2_FOCEI[name], rel=0.15), name

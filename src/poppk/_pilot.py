@@ -112,26 +112,13 @@ def choose_parameterization(spec, data, *, override=None, max_iter: int = 1000) 
 
 def _expected_shrinkage(built, params: list[str], max_iter: int) -> dict[str, float] | None:
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import potential_energy
-    from scipy.optimize import minimize
 
+    from ._warmstart import find_mode
     from .fit import _initial_params
 
     start = _initial_params(built, 1, np.random.default_rng(0))
     start["eta_z"] = jnp.zeros_like(start["eta_z"])
-    flat0, unravel = ravel_pytree(start)
-    potential = lambda x: potential_energy(built.fn, (), built.kwargs, unravel(x))  # noqa: E731
-    value_and_grad = jax.jit(jax.value_and_grad(potential))
-
-    def fun(x):
-        v, g = value_and_grad(jnp.asarray(x))
-        v, g = float(v), np.asarray(g, dtype=float)
-        if not (np.isfinite(v) and np.isfinite(g).all()):
-            return np.inf, np.zeros_like(g)
-        return v, g
-
-    res = minimize(fun, np.asarray(flat0, dtype=float), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "maxfun": 2 * max_iter})
+    res, unravel, value_and_grad = find_mode(built, start, max_iter)
     if not np.isfinite(res.fun):
         return None
     x = jnp.asarray(res.x)

@@ -46,21 +46,22 @@ class WarmStart:
 
 
 def _potential(built):
-    from numpyro.infer.util import initialize_model
+    """``built``'s potential energy (minus the log density) in NumPyro's unconstrained space."""
+    from numpyro.infer.util import potential_energy
 
-    _, potential_fn, _, _ = initialize_model(jax.random.PRNGKey(0), built.fn, model_kwargs=built.kwargs,
-                                             dynamic_args=False)
-    return potential_fn
+    return lambda z: potential_energy(built.fn, (), built.kwargs, z)
 
 
-def laplace_start(built, start: dict, chains: int, rng: np.random.Generator, *, max_iter: int = 3000) -> WarmStart:
-    """Mode and Hessian of ``built``'s log density from the unconstrained point ``start`` (one chain's
-    values, no chain axis); see the module docstring. Never raises on numerical failure: it returns
-    ``init=None`` with the reason."""
+def find_mode(built, start: dict, max_iter: int):
+    """L-BFGS-B on ``built``'s potential from the unconstrained point ``start`` (one chain's values).
+
+    A non-finite value or gradient counts as +inf, so the optimiser backs off from it. Returns the
+    scipy result (``res.fun`` is inf when the optimiser left the support), the function that unflattens
+    ``res.x`` and the jitted value-and-gradient of the flat vector.
+    """
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import minimize
 
-    t0 = time.perf_counter()
     flat0, unravel = ravel_pytree(start)
     potential_fn = _potential(built)
     value_and_grad = jax.jit(jax.value_and_grad(lambda x: potential_fn(unravel(x))))
@@ -74,6 +75,15 @@ def laplace_start(built, start: dict, chains: int, rng: np.random.Generator, *, 
 
     res = minimize(fun, np.asarray(flat0, dtype=float), jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "maxfun": 2 * max_iter})
+    return res, unravel, value_and_grad
+
+
+def laplace_start(built, start: dict, chains: int, rng: np.random.Generator, *, max_iter: int = 3000) -> WarmStart:
+    """Mode and Hessian of ``built``'s log density from the unconstrained point ``start`` (one chain's
+    values, no chain axis); see the module docstring. Never raises on numerical failure: it returns
+    ``init=None`` with the reason."""
+    t0 = time.perf_counter()
+    res, unravel, value_and_grad = find_mode(built, start, max_iter)
     mode = res.x
     if not np.isfinite(res.fun):
         return WarmStart(None, None, time.perf_counter() - t0, "no warm start: the optimiser left the support")

@@ -2,6 +2,8 @@
 
 Run with a Python that has pystan (``python3 -m venv .stanvenv && .stanvenv/bin/pip install pystan``):
     .stanvenv/bin/python benchmarks/_stan_run.py MODEL.stan DATA.json OUT.json CHAINS WARMUP SAMPLES SEED
+
+SAMPLES = 0: no sampling; the seconds of one log-density gradient at the initial values (median of WARMUP calls).
 """
 
 import json
@@ -17,6 +19,17 @@ data, init, keep = payload["data"], payload["init"], payload["keep"]
 t0 = time.perf_counter()
 posterior = stan.build(open(model_path).read(), data=data, random_seed=seed)
 compiled = time.perf_counter() - t0
+if samples == 0:
+    x = posterior.unconstrain_pars(init)
+    times = []
+    for _ in range(max(warmup, 1)):
+        t = time.perf_counter()
+        posterior.grad_log_prob(x)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    json.dump({"compile_s": compiled, "grad_s": times[len(times) // 2]}, open(out_path, "w"))
+    print(f"stan: compile {compiled:.0f} s, one gradient {1e3 * times[len(times) // 2]:.2f} ms")
+    sys.exit(0)
 t1 = time.perf_counter()
 fit = posterior.sample(num_chains=chains, num_warmup=warmup, num_samples=samples, init=[init] * chains)
 sampled = time.perf_counter() - t1

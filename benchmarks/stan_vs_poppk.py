@@ -5,6 +5,7 @@ Run (not part of CI; the full set takes hours on 2 cores, mostly Stan):
     .venv/bin/python benchmarks/stan_vs_poppk.py --case theophylline
     .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_linear
     .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --stan-warmup 150 --stan-samples 150
+    .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --gradient-only   # cost of one gradient, each
 
 Each case runs Stan (``benchmarks/stan/*.stan``, every observation summing every dose in closed form,
 or ``ode_rk45`` between events for Michaelis-Menten) and then poppk as a user runs it (``poppk fit`` in
@@ -140,6 +141,35 @@ def run_stan(case: str, python: str, chains: int, warmup: int, samples: int, see
             "medians": {k: float(np.median(v)) for k, v in draws.items()}}
 
 
+def gradient_only(case: str, python: str, work: Path) -> None:
+    """Seconds per log-density gradient, Stan and poppk, at the same initial values; appended to
+    ``benchmarks/results/stan_gradient.csv`` (for a case whose full Stan run would take hours)."""
+    import jax
+
+    sys.path.insert(0, str(HERE))
+    from floor import grad_cost
+
+    import poppk
+    from poppk._pilot import choose_parameterization
+    from poppk.model import build_model
+
+    stan, init, keep = stan_inputs(case)
+    (work / "stan.json").write_text(json.dumps({"data": stan, "init": init, "keep": keep}))
+    subprocess.run([python, str(HERE / "_stan_run.py"), str(HERE / "stan" / CASES[case][2]), str(work / "stan.json"),
+                    str(work / "out.json"), "1", "20", "0", "1"], check=True)
+    out = json.loads((work / "out.json").read_text())
+    dataset, model, _, _, _ = CASES[case]
+    data, spec = poppk.datasets.load(dataset), poppk.load_spec(model)
+    pilot = choose_parameterization(spec, data)
+    poppk_s = grad_cost(build_model(spec, data, parameterization=pilot.choice if pilot else None), repeats=20)
+    row = pd.DataFrame([{"case": case, "stan_compile_s": out["compile_s"], "stan_grad_ms": 1e3 * out["grad_s"],
+                         "poppk_grad_ms": 1e3 * poppk_s, "ratio": out["grad_s"] / poppk_s,
+                         "jax": jax.__version__, "date": time.strftime("%Y-%m-%d")}])
+    print(row.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    path = HERE / "results" / "stan_gradient.csv"
+    row.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
 def run_poppk(case: str, chains: int, warmup: int, samples: int, seed: int, work: Path) -> dict:
     import poppk
 
@@ -172,7 +202,12 @@ def main() -> int:
     parser.add_argument("--stan-python", default=os.environ.get("STAN_PYTHON", str(ROOT / ".stanvenv/bin/python")))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-stan", action="store_true", help="poppk only (reuse nothing: no ratio)")
+    parser.add_argument("--gradient-only", action="store_true", help="only the cost of one gradient, each tool")
     args = parser.parse_args()
+    if args.gradient_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            gradient_only(args.case, args.stan_python, Path(tmp))
+        return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -28,3 +28,38 @@ def set_host_devices(n: int) -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", flags)
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={int(n)}".strip()
+
+
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+    import gc
+
+    global _interrupted
+    _interrupted = True
+    if frame is not None and frame.f_code in {getattr(cb, "__code__", None) for cb in gc.callbacks}:
+        return  # raised here it would only be printed; check_interrupted raises it at the next checkpoint
+    raise KeyboardInterrupt
+
+
+def guard_interrupts() -> None:
+    """Remember Ctrl-C even where Python cannot raise it (the CLI calls this).
+
+    A KeyboardInterrupt raised while Python runs a garbage-collector callback (JAX registers one) is
+    only printed ("Exception ignored in ..."), and the program goes on: a fit interrupted then ran to
+    the end and wrote its folder. With this handler the interrupt is recorded (and not raised inside a
+    garbage-collector callback), and :func:`check_interrupted`, called between the phases of a fit and
+    before any fit folder is written, raises it. A SIGINT that the shell set to be ignored (a command
+    started with ``&``) stays ignored.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C came since :func:`guard_interrupts` (see there)."""
+    if _interrupted:
+        raise KeyboardInterrupt

@@ -17,8 +17,10 @@ FILES = ("posterior.nc", "summary.csv", "individual.csv", "diagnostics.json", "s
 
 def save_fit(fit, folder: str | Path, *, force: bool = False) -> Path:
     """Write the fit folder; refuse to overwrite unless ``force``; atomic (temp folder + rename)."""
+    from ._config import check_interrupted
     from .fit import dumps
 
+    check_interrupted()
     folder = Path(folder)
     if folder.exists() and not force:
         raise FitError(f"{folder} already exists; choose another --out or pass --force to replace it")
@@ -33,6 +35,7 @@ def save_fit(fit, folder: str | Path, *, force: bool = False) -> Path:
         (tmp / "spec.toml").write_text(fit.spec.text)
         fit.data.to_frame().to_csv(tmp / "data.csv", index=False, na_rep=".")
         (tmp / "fit.json").write_text(dumps(fit.info))
+        check_interrupted()
         if folder.exists():
             backup = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             folder.rename(backup)

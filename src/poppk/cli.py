@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._config import ensure_x64
+    from ._config import ensure_x64, guard_interrupts
 
+    guard_interrupts()
     parser = build_parser()
     args = parser.parse_args(argv)
     pre = getattr(args, "before_jax", None)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._config import ensure_x64
+from ._config import check_interrupted, ensure_x64
 from ._fitsummary import convergence, individual_table, shrinkage, summarise
 from .data import PKDataset
 from .errors import FitError, ModelSpecError
@@ -338,6 +338,7 @@ def fit(
         from ._pilot import choose_parameterization
 
         pilot = choose_parameterization(spec, data)
+    check_interrupted()
     built = build_model(spec, data, parameterization=pilot.choice if pilot else parameterization)
     rng = np.random.default_rng(seed)
     init = _initial_params(built, chains, rng)
@@ -368,6 +369,7 @@ def fit(
     mcmc.run(jax.random.PRNGKey(seed), init_params=init, extra_fields=("num_steps", "diverging"), **built.kwargs)
     jax.block_until_ready(mcmc.get_samples())  # dispatch is asynchronous: time the work, not its launch
     sampled = time.perf_counter() - sample_start
+    check_interrupted()
     tree = _to_tree(mcmc, built, data)
     info = {
         "population": list(built.population), "prior_sd": built.prior_sd,

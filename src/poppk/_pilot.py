@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model._build import ABSORPTION
+from .model._build import ABSORPTION, iiv_choices
 
 #: Expected eta-shrinkage below which ``auto`` samples an IIV parameter centred: 0.051, where a
 #: tenth of each subject's posterior precision comes from the population.
@@ -65,32 +65,21 @@ class Pilot:
     reason: str
 
 
-def _auto_parameters(spec, override) -> list[str]:
-    choice = override or spec.iiv.parameterization
-    if isinstance(choice, tuple):
-        return [p for p in spec.iiv.parameters if dict(choice).get(p, "auto") == "auto"]
-    return list(spec.iiv.parameters) if choice == "auto" else []
-
-
-def choose_parameterization(spec, data, *, override=None, max_iter: int = 1000) -> Pilot | None:
+def choose_parameterization(spec, data, *, max_iter: int = 1000) -> Pilot | None:
     """The data-informed choice for ``spec``'s ``auto`` IIV parameters on ``data``; ``None`` when
-    nothing is left to ``auto``. The result's ``choice`` is an override for ``build_model``."""
+    nothing is left to ``auto``. The result's ``choice`` is an override for ``build_model`` (which
+    samples a block of correlated random effects centred only if every parameter in it is)."""
     from .model import build_model
 
-    auto = _auto_parameters(spec, override)
+    choice = iiv_choices(spec)
+    auto = [p for p, c in choice.items() if c == "auto"]
     if not auto:
         return None
     t0 = time.perf_counter()
-    given = override or spec.iiv.parameterization
-    fixed = dict(given) if isinstance(given, tuple) else {}
-    choice = {p: fixed.get(p, "noncentered") for p in spec.iiv.parameters}
+    choice.update({p: "noncentered" for p in auto})
     assess = [p for p in auto if p not in ABSORPTION]
 
     def done(shrinkage, reason):
-        if spec.iiv.structure == "block" and len(spec.iiv.parameters) > 1:
-            # One multivariate normal: centred only if the data inform every parameter in it.
-            whole = "centered" if all(choice[p] == "centered" for p in spec.iiv.parameters) else "noncentered"
-            choice.update({p: whole for p in spec.iiv.parameters})
         return Pilot(tuple(choice.items()), shrinkage, time.perf_counter() - t0, reason)
 
     if not assess:

@@ -158,20 +158,26 @@ def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray)
     elimination a centred KA made every NUTS tree hit the depth limit.
     """
     iiv = spec.iiv.parameters
-    choice = override or spec.iiv.parameterization
-    per_param = dict(choice) if isinstance(choice, tuple) else {p: choice for p in iiv}
     rich = np.median(mask.sum(axis=1)) >= RICH_DATA_OBS
     out = set()
-    for p in iiv:
-        c = per_param.get(p, "auto")
+    for p, c in iiv_choices(spec, override).items():
         if c == "auto":
             c = "centered" if rich and p not in ABSORPTION else "noncentered"
         if c == "centered":
             out.add(p)
     if spec.iiv.structure == "block" and len(iiv) > 1 and 0 < len(out) < len(iiv):
-        # One multivariate normal: centred only if the data inform every parameter in it.
-        out = set() if (override or spec.iiv.parameterization) == "auto" else set(iiv)
+        # One multivariate normal: centred only if the data inform every parameter in it. (A block's
+        # explicit choice is one word for all, so only "auto" or the pilot's choices get here.)
+        out = set()
     return out
+
+
+def iiv_choices(spec: ModelSpec, override=None) -> dict[str, str]:
+    """Per IIV parameter, ``centered``, ``noncentered`` or ``auto``: ``override`` or the spec's
+    ``iiv.parameterization`` (one word for all, or a table per parameter)."""
+    choice = override or spec.iiv.parameterization
+    per_param = dict(choice) if isinstance(choice, tuple) else {p: choice for p in spec.iiv.parameters}
+    return {p: per_param.get(p, "auto") for p in spec.iiv.parameters}
 
 
 def _describe(iiv, centred) -> str:

@@ -106,18 +106,28 @@ def _tsit5_step(f, t, h, y, args):
     return y + h * sum(float(b) * k for b, k in zip(tab.b_sol, ks, strict=False) if b != 0.0)
 
 
+def _event_keys(xp, dose_time, each: Doses, steady: Doses, sampling: Sampling, fill: Sampling):
+    """(time, order, valid) of every event -- doses, SS records, samples, fillers, in the layout of
+    :meth:`AbstractODEModel.concentrations` -- for ``xp`` numpy (all subjects, 2-D) or jax.numpy (one
+    subject, 1-D). Sorting by (time where valid, else inf; order) gives the order events are visited in."""
+    def cat(*parts):
+        return xp.concatenate(parts, axis=-1)
+
+    time = cat(dose_time, steady.time, sampling.time, fill.time)
+    order = cat(each.order, steady.order - 0.5, sampling.order, fill.order)
+    valid = cat(each.mask, steady.mask, sampling.epoch >= 0, fill.epoch >= 0)
+    return time, order, valid
+
+
 def _event_order(each: Doses, steady: Doses, sampling: Sampling, fill: Sampling | None) -> np.ndarray:
     """Per subject, the order in which :meth:`AbstractODEModel.concentrations` visits its events when
-    there is no lag time: the same keys and the same (stable) sort, in numpy."""
-    fill = fill if fill is not None else Sampling(time=np.zeros((np.shape(sampling.time)[0], 0)),
-                                                  order=np.zeros((np.shape(sampling.time)[0], 0)),
-                                                  epoch=np.zeros((np.shape(sampling.time)[0], 0), int))
-    a = lambda x: np.asarray(x)  # noqa: E731
-    time = np.concatenate([a(each.time), a(steady.time), a(sampling.time), a(fill.time)], axis=1)
-    order = np.concatenate([a(each.order), a(steady.order) - 0.5, a(sampling.order), a(fill.order)], axis=1)
-    valid = np.concatenate([a(each.mask), a(steady.mask), a(sampling.epoch) >= 0, a(fill.epoch) >= 0], axis=1)
+    there is no lag time: the same keys (:func:`_event_keys`) and the same (stable) sort, in numpy."""
+    n = np.shape(sampling.time)[0]
+    if fill is None:
+        fill = Sampling(time=np.zeros((n, 0)), order=np.zeros((n, 0)), epoch=np.zeros((n, 0), int))
+    time, order, valid = _event_keys(np, np.asarray(each.time), each, steady, sampling, fill)
     key = np.where(valid, time, np.inf)
-    return np.stack([np.lexsort((order[i], key[i])) for i in range(time.shape[0])])
+    return np.stack([np.lexsort((order[i], key[i])) for i in range(n)])
 
 
 class AbstractODEModel(AbstractPKModel):
@@ -257,10 +267,8 @@ class AbstractODEModel(AbstractPKModel):
             ss_states = jnp.zeros((1, 2))
         # Event table: doses, steady-state starts, samples.
         dose_time = each.time if "TLAG" not in params else lagged_times(each, tlag)
-        time = jnp.concatenate([dose_time, steady.time, sampling.time, fill.time])
-        order = jnp.concatenate([each.order, steady.order - 0.5, sampling.order, fill.order])
+        time, order, valid = _event_keys(jnp, dose_time, each, steady, sampling, fill)
         epoch = jnp.concatenate([each.epoch, steady.epoch, sampling.epoch, fill.epoch])
-        valid = jnp.concatenate([each.mask, steady.mask, sampling.epoch >= 0, fill.epoch >= 0])
         kind = jnp.concatenate([jnp.ones(n_dose, int), jnp.full(n_ss, 2), jnp.zeros(n_obs + n_fill, int)])
         amt = jnp.concatenate([each.amt, jnp.zeros(n_ss + n_obs + n_fill)])
         cmt = jnp.concatenate([each.cmt, jnp.zeros(n_ss + n_obs + n_fill, int)])

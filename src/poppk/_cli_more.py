@@ -77,7 +77,7 @@ def cmd_fit(args) -> int:
     spec = load_spec(args.model)
     data = read_nonmem(args.data, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq)
     print(f"fitting {spec.name} ({spec.kernel}) to {data.n_subjects} subjects, {data.n_observations} observations; "
-          f"{args.chains} chains x ({args.warmup} warmup + {args.samples} draws), seed {args.seed}")
+          f"{args.chains} chains x ({args.warmup} warmup + {args.samples} draws), seed {args.seed}", flush=True)
     result = fit(data, spec, chains=args.chains, warmup=args.warmup, samples=args.samples, seed=args.seed,
                  target_accept=args.target_accept, parameterization=args.parameterization,
                  max_tree_depth=_tree_depth(args.max_tree_depth),

@@ -34,7 +34,10 @@ def test_xlsx_export_matches_summary(theo_quick_fit, tmp_path, cli):
         np.testing.assert_allclose(params.loc[f"omega_{p}", ["median", "q5", "q95"]].to_numpy(float),
                                    100 * np.sqrt(np.exp(omega**2) - 1), rtol=1e-12)
         assert params.loc[f"omega_{p}", "unit"] == "CV%"
-        assert 0 <= params.loc[f"omega_{p}", "shrinkage_pct"] < 100
+        # eta-shrinkage 1 - SD(individual means) / omega is below 100% and may dip below 0 when the subjects'
+        # means spread more than the posterior omega (NONMEM reports such values too); a short fit of 12 subjects
+        # gave -0.9%.
+        assert -25 < params.loc[f"omega_{p}", "shrinkage_pct"] < 100
     assert params.loc["CL", "unit"] == "L/h" and params.loc["V", "unit"] == "L" and params.loc["KA", "unit"] == "1/h"
     individual = book["individual"]
     assert len(individual) == 12 and {"ID", "CL", "CL_q5", "CL_q95"} <= set(individual.columns)

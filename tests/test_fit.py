@@ -63,10 +63,34 @@ def test_fit_folder_contents_and_reload(theo_fit_dir):
     assert f.tree["log_likelihood"]["DV"].sizes["obs"] == 132
     ind = pd.read_csv(out / "individual.csv")
     assert len(ind) == 12 and {"CL", "CL_q5", "CL_q95", "V", "KA"} <= set(ind.columns)
+    # NUTS statistics under ArviZ's names; E-BFMI as arviz-stats computes it (an independent implementation)
+    stats = f.tree["sample_stats"]
+    assert {"lp", "energy", "acceptance_rate", "step_size", "n_steps", "tree_depth", "diverging"} <= set(stats)
+    from arviz_stats.base import array_stats
+
+    diag = json.loads((out / "diagnostics.json").read_text())
+    np.testing.assert_allclose(diag["e_bfmi_per_chain"], array_stats.bfmi(stats["energy"].values), atol=1e-3)
     pred = f.predict(n_draws=50)
     assert {"IPRED_q5", "IPRED_q50", "IPRED_q95"} <= set(pred.columns)
     # individual predictions follow the data: median absolute error well under the observed spread
     assert np.nanmedian(np.abs(pred["IPRED_q50"] - pred["DV"])) < 0.8
+
+
+def test_pointwise_log_likelihood_equals_numpyros(theo_fit_dir):
+    # Reference: NumPyro's own log_likelihood, running the whole model function on the posterior draws; the fit
+    # computes the same numbers from the individual parameters and the observation model alone (cheaper).
+    from numpyro.infer.util import log_likelihood
+
+    from poppk.model import build_model
+
+    f = load_fit(theo_fit_dir[0])
+    choice = tuple((p, "centered" if p in f.info["centered"] else "noncentered") for p in f.spec.iiv.parameters)
+    built = build_model(f.spec, f.data, parameterization=choice)
+    post = f.tree["posterior"]
+    draws = {k: np.asarray(post[k].values)[0, :20] for k in post.data_vars}
+    ref = np.asarray(log_likelihood(built.fn, draws, **built.kwargs)["DV"])
+    sub, col = np.nonzero(np.asarray(built.kwargs["mask"]))
+    np.testing.assert_allclose(f.tree["log_likelihood"]["DV"].values[0, :20], ref[:, sub, col], rtol=1e-10)
 
 
 def test_existing_folder_is_not_overwritten_and_damage_is_named(theo_fit_dir, tmp_path, cli):

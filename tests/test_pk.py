@@ -70,6 +70,49 @@ def test_addl_train_matches_sum_of_single_doses():
     np.testing.assert_allclose(predict("oral1cmt", P, data)[0], expected, rtol=1e-12)
 
 
+def _decimal_oral(t, doses, cl, v, ka):
+    """Sum over every dose of F D KA / (V (KA - K)) (exp(-K tau) - exp(-KA tau)), in 60-digit decimal arithmetic:
+    the subtraction loses at most 15 of the 60 digits even at KA = K (1 + 1e-15); KA == K exactly takes the limit
+    D K tau exp(-K tau) / V. ``doses`` = [(time, amount)]. An independent reference for the closed form near KA == K."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    cl, v, ka = Decimal(repr(cl)), Decimal(repr(v)), Decimal(repr(ka))
+    k = cl / v
+    out = []
+    for ti in t:
+        c = Decimal(0)
+        for td, amt in doses:
+            tau = Decimal(repr(float(ti))) - Decimal(repr(float(td)))
+            if tau <= 0:
+                continue
+            if ka == k:
+                c += Decimal(repr(amt)) * k * tau * (-k * tau).exp() / v
+            else:
+                c += Decimal(repr(amt)) * ka / (v * (ka - k)) * ((-k * tau).exp() - (-ka * tau).exp())
+        out.append(float(c))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("rel", [0.0, 1e-15, 1e-12, 1e-9, 1e-7, 1e-6, 1e-5, 1e-3, -1e-9, -1e-6, -1e-3, 0.5, -0.5])
+@pytest.mark.parametrize("train", [False, True])
+def test_near_ka_equal_k_matches_high_precision_reference(rel, train):
+    # Reference: _decimal_oral, the textbook sum in 60-digit arithmetic. Single doses take the cancellation-free
+    # divided difference (exact everywhere); trains the midpoint derivative within 1e-6 relative of KA == K, and
+    # just outside it the plain difference, which loses digits at early times (6e-8 relative at t = 0.01 h, KA = K (1 + 1e-5)).
+    cl, v = 2.0, 20.0
+    ka = cl / v * (1 + rel)
+    t = np.array([0.01, 0.5, 2.0, 10.0, 30.0, 100.0, 300.0])
+    if train:
+        data = dataset(frame([(0, 100, 1, 12, 3, 0)], t))
+        doses = [(12.0 * j, 100.0) for j in range(4)]
+    else:
+        data = dataset(frame([(0, 100, 1, 0, 0, 0)], t))
+        doses = [(0.0, 100.0)]
+    got = predict("oral1cmt", {"CL": cl, "V": v, "KA": ka}, data)[0]
+    np.testing.assert_allclose(got, _decimal_oral(t, doses, cl, v, ka), rtol=2e-7 if train else 1e-13)
+
+
 def test_sample_at_dose_time_is_a_trough_and_record_order_decides():
     # Bolus into the central compartment makes the order visible.
     pre = frame([(0, 100, 2, 12, 1, 0)], [12.0])  # additional dose at 12: sample is a trough

@@ -10,6 +10,14 @@ import xarray as xr
 RHAT_MAX = 1.01
 ESS_MIN = 400
 PRIOR_RATIO = 0.7  # posterior SD / prior SD above this: "barely informed by the data"
+BFMI_MIN = 0.3  # energy Bayesian fraction of missing information below this: momentum resampling too weak (Stan's rule)
+
+
+def energy_bfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain (Betancourt 2016): mean squared change of the Hamiltonian energy between draws over
+    its variance; ``energy`` is (chain, draw)."""
+    energy = np.asarray(energy, dtype=float)
+    return np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1)
 
 
 def parameter_units(spec, data, population) -> dict[str, str]:
@@ -95,6 +103,11 @@ def convergence(tree: xr.DataTree, summary: pd.DataFrame) -> dict:
     if min_bulk < ESS_MIN:
         bad = summary.loc[summary["ess_bulk"] < ESS_MIN, "parameter"].tolist()
         warnings.append(f"bulk ESS down to {min_bulk:.0f} (< {ESS_MIN}) for {', '.join(bad)}: draw more samples")
+    bfmi = energy_bfmi(stats["energy"].values) if "energy" in stats else None  # fits before sample stats had it
+    if bfmi is not None and (bfmi < BFMI_MIN).any():
+        low = ", ".join(f"{c} ({b:.2f})" for c, b in enumerate(bfmi) if b < BFMI_MIN)
+        warnings.append(f"E-BFMI below {BFMI_MIN} in chain(s) {low}: the sampler explores the energy levels of the "
+                        "posterior poorly (heavy tails or a funnel); reparameterise (IIV centring) or tighten priors")
     weak = summary.loc[summary["prior_sd_ratio"] > PRIOR_RATIO]
     for r in weak.itertuples():
         warnings.append(f"{r.parameter} is barely informed by the data: posterior SD is {100 * r.prior_sd_ratio:.0f}% "
@@ -107,6 +120,7 @@ def convergence(tree: xr.DataTree, summary: pd.DataFrame) -> dict:
         "min_ess_tail": float(summary["ess_tail"].min()),
         "mean_num_steps": float(steps.mean()) if steps is not None else None,
         "mean_num_steps_per_chain": steps.mean(axis=1).tolist() if steps is not None else None,
+        "e_bfmi_per_chain": None if bfmi is None else [round(float(b), 3) for b in bfmi],
         "barely_informed": weak["parameter"].tolist(),
         "warnings": warnings,
         "converged": n_div == 0 and worst_rhat <= RHAT_MAX and min_bulk >= ESS_MIN,

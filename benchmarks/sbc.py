@@ -66,7 +66,9 @@ def draw_prior(spec, rng) -> dict:
         theta = {p.name: float(np.exp(rng.normal(np.log(p.prior.median), p.prior.sd_log)))
                  for p in spec.parameters if p.prior is not None}
         omega = {f"omega_{p}": float(abs(rng.normal(0, s))) for p, s in zip(spec.iiv.parameters, spec.iiv.omega)}
-        sigma = {s: float(abs(rng.normal(0, spec.error.scale(s)))) for s in spec.error.sigmas}
+        sigma = {s: float(abs(rng.normal(0, spec.error.scale(s)))) if spec.error.sd_log(s) is None
+                 else float(np.exp(rng.normal(np.log(spec.error.scale(s)), spec.error.sd_log(s))))
+                 for s in spec.error.sigmas}
         ind = {p: np.full(N_SUBJECTS, theta[p]) for p in theta}
         for p in spec.iiv.parameters:
             ind[p] = theta[p] * np.exp(omega[f"omega_{p}"] * rng.standard_normal(N_SUBJECTS))

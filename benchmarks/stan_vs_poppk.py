@@ -67,7 +67,8 @@ def stan_inputs(case: str) -> tuple[dict, dict, dict]:
     sigma = spec.error.sigmas[0]
     stan = {"N": data.n_subjects, "M": int(sub.size), "dv": dv[sub, col].tolist(),
             "blq": censored[sub, col].astype(int).tolist(), "scale": float(built.kernel.scale),
-            "omega_scale": float(spec.iiv.omega[0]), "sigma_scale": float(built.sigma_scales[sigma])}
+            "omega_scale": float(spec.iiv.omega[0]), "sigma_scale": float(built.sigma_scales[sigma]),
+            "sigma_sd_log": float(spec.error.sd_log(sigma) or 0.0)}
     params = [p for p in built.kernel.parameters]
     stan["prior_median"] = [float(built.init_values[p]) for p in params]
     stan["prior_sd"] = [float(spec.parameter(p).prior.sd_log) for p in params]
@@ -108,7 +109,7 @@ def stan_inputs(case: str) -> tuple[dict, dict, dict]:
         if p in built.centred:
             u[:, k] = log_med[which[k]]
     init = {"log_theta": log_med.tolist(), "omega": [0.3] * len(iiv), "u": u.tolist(),
-            "sigma": 0.5 * stan["sigma_scale"]}
+            "sigma": float(built.init_values[sigma])}
     keep = {p: f"fit['log_theta'][{k}]" for k, p in enumerate(params)}  # log scale; exp() taken after
     keep.update({f"omega_{p}": f"fit['omega'][{k}]" for k, p in enumerate(iiv)})
     keep[sigma] = "fit['sigma'][0]"

@@ -35,6 +35,9 @@ model = "%s"
     (BASE.replace("KA = { median = 1.0, sd_log = 1.0 }", "") % ("additive", ""), "parameters.KA"),
     (BASE.replace("KA = {", "Q = {") % ("additive", ""), "parameters.Q"),
     (BASE % ("additive", "sigma_add = -1"), "error.sigma_add"),
+    (BASE % ("exponential", "sigma_log = { median = 0.2 }"), "error.sigma_log"),
+    (BASE % ("exponential", "sigma_log = { median = -0.2, sd_log = 0.7 }"), "error.sigma_log.median"),
+    (BASE % ("exponential", "sigma_log = { median = 0.2, sd = 0.7 }"), "error.sigma_log"),
     (BASE % ("weird", ""), "error.model"),
     (BASE.replace("median = 5.0, sd_log = 1.0", "median = 5.0") % ("additive", ""), "parameters.CL"),
     (BASE % ("additive", "") + "[iiv]\nparameters = ['CL', 'Q']\n", "iiv.parameters"),
@@ -75,11 +78,11 @@ def _tiny():
     return poppk.from_frame(pd.DataFrame(rows), warn=False)
 
 
-@pytest.mark.parametrize("error", ["additive", "exponential"])
-def test_log_density_equals_hand_computation(error):
+@pytest.mark.parametrize("error,sig", [("additive", "sigma_add = 0.5"), ("exponential", "sigma_log = 0.5"),
+                                       ("exponential", "sigma_log = { median = 0.2, sd_log = 0.7 }")])
+def test_log_density_equals_hand_computation(error, sig):
     from numpyro.infer.util import log_density
 
-    sig = "sigma_add = 0.5" if error == "additive" else "sigma_log = 0.5"
     spec = parse_spec(BASE % (error, sig))
     data = _tiny()
     built = build_model(spec, data)
@@ -93,7 +96,8 @@ def test_log_density_equals_hand_computation(error):
     t = np.array([1.0, 4.0, 48.0])
     pred = 100 * ka / (v * (ka - k)) * (np.exp(-k * t) - np.exp(-ka * t))
     prior = (stats.lognorm(1.0, scale=5.0).logpdf(cl) + stats.lognorm(1.0, scale=50.0).logpdf(v)
-             + stats.lognorm(1.0, scale=1.0).logpdf(ka) + stats.halfnorm(scale=0.5).logpdf(s))
+             + stats.lognorm(1.0, scale=1.0).logpdf(ka))
+    prior += stats.lognorm(0.7, scale=0.2).logpdf(s) if "median" in sig else stats.halfnorm(scale=0.5).logpdf(s)
     y = np.array([1.5, 1.1])
     if error == "additive":
         lik = stats.norm(pred[:2], s).logpdf(y).sum() + stats.norm(pred[2], s).logcdf(0.1)

@@ -48,7 +48,11 @@ def _prior_point(built, rng, tail: float) -> dict:
     for p, s in zip(spec.iiv.parameters, spec.iiv.omega):
         values[f"omega_{p}"] = max(abs(rng.normal(0, s)), 1e-3)
     for s in spec.error.sigmas:
-        values[s] = max(abs(rng.normal(0, built.sigma_scales[s])), 1e-3 * built.sigma_scales[s])
+        sd_log = spec.error.sd_log(s)
+        if sd_log is None:  # half-normal
+            values[s] = max(abs(rng.normal(0, built.sigma_scales[s])), 1e-3 * built.sigma_scales[s])
+        else:  # log-normal, out to the same tail
+            values[s] = built.sigma_scales[s] * np.exp(sd_log * rng.uniform(-tail, tail))
     shapes = _sites(built)
     n = built.kwargs["mask"].shape[0]
     if "log_ind" in shapes:

@@ -22,7 +22,8 @@ data {
   array[M] int<lower=0, upper=1> blq;
   real scale;                          // dose unit / L -> concentration unit
   int<lower=0, upper=1> additive;      // 1: additive error (sigma); 0: exponential (log scale)
-  real sigma_scale;                    // half-normal scale of the residual SD
+  real sigma_scale;                    // residual SD prior: half-normal scale or log-normal median
+  real<lower=0> sigma_sd_log;          // > 0: log-normal prior (median sigma_scale); 0: half-normal (scale sigma_scale)
   array[3] int<lower=0, upper=1> centred;   // CL, V, KA: centred (1) or non-centred (0) IIV
   vector[3] prior_median;
   vector[3] prior_sd;
@@ -47,7 +48,8 @@ model {
   vector[N] ka = exp(log_ind[, 3]);
   log_theta ~ normal(log(prior_median), prior_sd);  // log-normal priors, sampled on the log scale as in NumPyro
   omega ~ normal(0, omega_scale);
-  sigma ~ normal(0, sigma_scale);
+  if (sigma_sd_log > 0) sigma ~ lognormal(log(sigma_scale), sigma_sd_log);
+  else sigma ~ normal(0, sigma_scale);
   for (p in 1:3) {
     if (centred[p] == 1) u[, p] ~ normal(log_theta[p], omega[p]);
     else u[, p] ~ std_normal();

@@ -27,6 +27,7 @@ data {
   array[3] int<lower=0, upper=1> centred;  // VMAX, V, KA
   real omega_scale;
   real sigma_scale;
+  real<lower=0> sigma_sd_log;          // > 0: log-normal prior (median sigma_scale); 0: half-normal (scale sigma_scale)
 }
 parameters {
   vector[4] log_theta;
@@ -52,7 +53,8 @@ model {
   vector[M] c;
   log_theta ~ normal(log(prior_median), prior_sd);
   omega ~ normal(0, omega_scale);
-  sigma ~ normal(0, sigma_scale);
+  if (sigma_sd_log > 0) sigma ~ lognormal(log(sigma_scale), sigma_sd_log);
+  else sigma ~ normal(0, sigma_scale);
   {
     array[3] int which = {1, 3, 4};
     for (p in 1:3) {

@@ -394,7 +394,8 @@ def fit(
     tree = _to_tree(grouped, stats, built, data, max_tree_depth)
     info = {
         "population": list(built.population), "prior_sd": built.prior_sd,
-        "log_scale": [p.name for p in spec.parameters if p.prior is not None],
+        "log_scale": [p.name for p in spec.parameters if p.prior is not None]
+                     + [s for s in spec.error.sigmas if spec.error.sd_log(s) is not None],
         "kernel_params": [k[:-2] for k in grouped if k.endswith("_i")],
         "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
         "max_tree_depth": max_tree_depth, "dense_mass": metric["dense_mass"],
@@ -405,6 +406,7 @@ def fit(
         "pilot": None if pilot is None else {"reason": pilot.reason, "expected_shrinkage": pilot.shrinkage,
                                              "seconds": round(pilot.seconds, 2)},
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
+        "sigma_sd_log": {s: spec.error.sd_log(s) for s in spec.error.sigmas if spec.error.sd_log(s) is not None},
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
         "dose_unit": data.dose_unit, "conc_unit": data.conc_unit,
         "versions": _versions(numpyro), "command": command or " ".join(sys.argv),

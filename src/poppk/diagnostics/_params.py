@@ -92,8 +92,10 @@ def prior_distributions(fit) -> dict[str, tuple]:
                     out[n] = (stats.norm(c.mean, c.sd), "")
     for p, s in zip(spec.iiv.parameters, spec.iiv.omega, strict=True):
         out[f"omega_{p}"] = (stats.halfnorm(scale=s), "log-scale SD")
+    log_normal = fit.info.get("sigma_sd_log", {})  # fits saved before log-normal residual priors have none
     for s, v in fit.info.get("sigma_scales", {}).items():
-        out[s] = (stats.halfnorm(scale=v), units.get(s, ""))
+        prior = stats.lognorm(s=log_normal[s], scale=v) if s in log_normal else stats.halfnorm(scale=v)
+        out[s] = (prior, units.get(s, ""))
     return {k: v for k, v in out.items() if k in fit.info["population"]}
 
 

@@ -208,6 +208,11 @@ def observation(error_kind: str, pred, sig: dict, dv, mask, censored, lloq, cens
     return residual, obs
 
 
+def sigma_prior(scale: float, sd_log: float | None):
+    """A residual SD's prior: half-normal with ``scale``, or log-normal with median ``scale`` and ``sd_log``."""
+    return dist.HalfNormal(scale) if sd_log is None else dist.LogNormal(jnp.log(scale), sd_log)
+
+
 # Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
 # dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
 _predict_jit = jax.jit(predict_subjects)
@@ -310,7 +315,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         pred = _predict_jit(kernel, ind, doses, sampling)
         if record_pred:
             numpyro.deterministic("CONC", pred)
-        sig = {s: numpyro.sample(s, dist.HalfNormal(sigma_scales[s])) for s in spec.error.sigmas}
+        sig = {s: numpyro.sample(s, sigma_prior(sigma_scales[s], spec.error.sd_log(s))) for s in spec.error.sigmas}
         residual, obs = observation(error_kind, pred, sig, dv, mask, censored, lloq, censored_at)
         with handlers.mask(mask=mask):
             numpyro.sample("DV", residual, obs=obs)
@@ -331,10 +336,12 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     population += [f"omega_{p}" for p in iiv]
     prior_sd.update({f"omega_{p}": s * np.sqrt(1 - 2 / np.pi) for p, s in zip(iiv, spec.iiv.omega)})
     population += list(spec.error.sigmas)
-    prior_sd.update({s: v * np.sqrt(1 - 2 / np.pi) for s, v in sigma_scales.items()})
+    for s, v in sigma_scales.items():  # log-normal: the SD of log(sigma), compared on the log scale (Fit.summary)
+        sd_log = spec.error.sd_log(s)
+        prior_sd[s] = v * np.sqrt(1 - 2 / np.pi) if sd_log is None else sd_log
     init = {p: medians[p] for p in medians}
     init.update({f"omega_{p}": min(0.3, s) for p, s in zip(iiv, spec.iiv.omega)})
-    init.update({s: 0.5 * v for s, v in sigma_scales.items()})
+    init.update({s: 0.5 * v if spec.error.sd_log(s) is None else v for s, v in sigma_scales.items()})
     for c in spec.covariates:  # effects start at their prior mean (NumPyro's default would be uniform(-2, 2))
         if c.fixed is None:
             names = effect_names(c, levels)

@@ -28,7 +28,8 @@ Format (see ``models/*.toml`` for commented examples)::
 
     [error]
     model = "proportional"              # additive | proportional | combined | exponential
-    sigma_prop = 0.3                    # half-normal scales; sigma_add may be "auto"
+    sigma_prop = 0.3                    # half-normal scale; sigma_add may be "auto"; or a log-normal
+                                        # prior: sigma_log = { median = 0.2, sd_log = 0.7 }
 
     [blq]
     method = "auto"                     # auto (M3 if the data have BLQ) | M3 | M1
@@ -104,15 +105,30 @@ class IIV:
 
 @dataclass(frozen=True)
 class ErrorModel:
+    """Residual error: the model and each SD's prior.
+
+    A SD's prior is half-normal with scale ``scale(name)`` (a number, or "auto" for ``sigma_add``), or
+    log-normal with median ``scale(name)`` and log-scale SD ``sd_log(name)`` when the spec gives a table
+    ``{ median = ..., sd_log = ... }``. The log-normal keeps the SD away from 0, where a half-normal
+    lets the posterior reach values no assay and model achieve and, with few samples per subject, a
+    funnel between the SD and the random effects that NUTS cannot sample (see ``models/oral1cmt.toml``).
+    """
+
     model: str = "proportional"
     scales: tuple[tuple[str, float | str], ...] = ()
+    log_sds: tuple[tuple[str, float], ...] = ()  # SDs with a log-normal prior: (name, log-scale SD)
 
     @property
     def sigmas(self) -> tuple[str, ...]:
         return ERROR_MODELS[self.model]
 
     def scale(self, name: str) -> float | str:
+        """Half-normal scale, or the log-normal prior's median."""
         return dict(self.scales)[name]
+
+    def sd_log(self, name: str) -> float | None:
+        """Log-scale SD of the log-normal prior of ``name``; None for a half-normal prior."""
+        return dict(self.log_sds).get(name)
 
 
 @dataclass(frozen=True)
@@ -293,10 +309,20 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
         raise _err(source, "error", f"{', '.join(sorted(extra))} not used by the {emodel} model "
                                      f"(it takes {', '.join(ERROR_MODELS[emodel])})")
     defaults = {"sigma_add": "auto", "sigma_prop": 0.3, "sigma_log": 0.3}
-    scales = []
+    scales, log_sds = [], []
     for s in ERROR_MODELS[emodel]:
         v = err_raw.get(s, defaults[s])
-        scales.append((s, v if v == "auto" and s == "sigma_add" else _positive(source, f"error.{s}", v)))
+        key = f"error.{s}"
+        if isinstance(v, dict):  # log-normal prior
+            extra = set(v) - {"median", "sd_log"}
+            if extra or not {"median", "sd_log"} <= set(v):
+                raise _err(source, key, "a log-normal prior is a table { median = ..., sd_log = ... }"
+                                        + (f"; unknown key(s) {', '.join(sorted(extra))}" if extra else ""))
+            med = v["median"]
+            scales.append((s, med if med == "auto" and s == "sigma_add" else _positive(source, key + ".median", med)))
+            log_sds.append((s, _positive(source, key + ".sd_log", v["sd_log"])))
+        else:  # half-normal scale
+            scales.append((s, v if v == "auto" and s == "sigma_add" else _positive(source, key, v)))
     blq = raw.get("blq", {}).get("method", "auto")
     if blq not in ("auto", "M3", "M1"):
         raise _err(source, "blq.method", f"must be auto, M3 or M1, got {blq!r}")
@@ -313,7 +339,7 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
             raise _err(source, "model.ode_steps", f"{kernel} is a closed form; ode_steps applies to ODE kernels")
     return ModelSpec(
         ode_steps=steps, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
-        covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales)), blq=blq,
+        covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales), tuple(log_sds)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
     )
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import abc
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, Float
-
-from diffrax._solver.tsit5 import _tsit5_tableau as _TSIT5
 
 from ._base import AbstractPKModel, Params, lagged_times
 from ._events import ADDL_ORDER, DEPOT, Doses, Sampling, expand_trains
@@ -100,7 +96,8 @@ def _tsit5_step(f, t, h, y, args):
     (the steady-state fixed point needs that) and fails under the ``pmap`` of
     NumPyro's parallel chains.
     """
-    tab = _TSIT5
+    from diffrax._solver.tsit5 import _tsit5_tableau as tab  # diffrax (0.3 s to import) only where an ODE runs
+
     ks = [f(t, y, args)]
     for a_row, c in zip(tab.a_lower, tab.c, strict=True):  # c: nodes of stages 2..
         yi = y + h * sum(float(a) * k for a, k in zip(a_row, ks, strict=False))
@@ -174,6 +171,8 @@ class AbstractODEModel(AbstractPKModel):
     def _solve(self, y0, t0, t1, p, adjoint=None, grid=None):
         if self.grid:
             return self._solve_grid(y0, t0, t1, p, grid or self.grid)
+        import diffrax
+
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, y, a: self.rhs(t, y, a)),
             diffrax.Tsit5(),
@@ -244,6 +243,8 @@ class AbstractODEModel(AbstractPKModel):
 
         def cycle(trough, _):
             return self._solve(trough + dose, 0.0, ii, p, grid=n)
+
+        import optimistix as optx
 
         solver = optx.FixedPointIteration(rtol=self.ss_rtol, atol=self.ss_rtol * 1e-3 * amt)
         sol = optx.fixed_point(cycle, solver, jnp.zeros(2), max_steps=self.ss_max_intervals, throw=False)

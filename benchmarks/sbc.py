@@ -122,6 +122,7 @@ def run(model: str, design: str, reps: int, out: Path, seed: int, chains: int, w
         diag = fit.diagnostics()
         row = {"rep": r, "seconds": round(time.perf_counter() - t0, 1), "divergences": diag["divergences"],
                "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
+               "min_e_bfmi": min(diag["e_bfmi_per_chain"]),
                "blq_fraction": float(data_frame.loc[data_frame.EVID == 0, "BLQ"].mean()),
                "parameterization": fit.info["parameterization"], "warm_start": fit.info["warm_start"]}
         for name in fit.info["population"]:

@@ -29,7 +29,7 @@ CENTRAL = 2
 class Doses(eqx.Module):
     """Dose trains, shape ``(..., D)``; padded entries have ``mask`` False.
 
-    ``trains`` (static) is False only when every record is known to be one dose (no ADDL, II or SS), as
+    ``trains`` (static) is False only when every record is known to be one dose (no ADDL, no SS), as
     :func:`merge_regular` finds; kernels may then take a cheaper path.
     """
 
@@ -139,7 +139,7 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
             j += run
         rows.append(entries)
     width = max([len(r) for r in rows] + [1])
-    out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src if name != "trains"}
+    out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src}
     out["epoch"][:] = -1
     for i, entries in enumerate(rows):
         for k, entry in enumerate(entries):

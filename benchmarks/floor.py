@@ -52,19 +52,30 @@ CASES = {
 }
 
 
-def grad_cost(built, repeats: int = 50) -> float:
-    from poppk._warmstart import _potential
+def _start_and_timer(built):
+    """The unconstrained starting point of ``built`` and a function timing ``fn(z)`` ``repeats`` times."""
     from poppk.fit import _initial_params
 
     z = _initial_params(built, 1, np.random.default_rng(0))
-    grad = jax.jit(jax.grad(_potential(built)))
-    jax.block_until_ready(grad(z))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(grad(z))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+
+    def timings(fn, repeats: int) -> list[float]:
+        jax.block_until_ready(fn(z))  # compile
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(z))
+            times.append(time.perf_counter() - t)
+        return times
+
+    return z, timings
+
+
+def grad_cost(built, repeats: int = 50) -> float:
+    """Seconds per gradient called from Python (jitted, dispatch included), median of ``repeats``."""
+    from poppk._warmstart import _potential
+
+    _, timings = _start_and_timer(built)
+    return float(np.median(timings(jax.jit(jax.grad(_potential(built))), repeats)))
 
 
 def grad_cost_loop(built, n: int = 1000, repeats: int = 20) -> float:
@@ -72,19 +83,11 @@ def grad_cost_loop(built, n: int = 1000, repeats: int = 20) -> float:
     by a negligible step so none can be skipped): the arithmetic alone, as inside NUTS, without the Python
     dispatch that :func:`grad_cost` includes. Best of ``repeats`` (timing noise only adds)."""
     from poppk._warmstart import _potential
-    from poppk.fit import _initial_params
 
-    z = _initial_params(built, 1, np.random.default_rng(0))
+    _, timings = _start_and_timer(built)
     grad = jax.grad(_potential(built))
     step = lambda i, z: jax.tree_util.tree_map(lambda a, b: a - 1e-12 * b, z, grad(z))  # noqa: E731
-    loop = jax.jit(lambda z: jax.lax.fori_loop(0, n, step, z))
-    jax.block_until_ready(loop(z))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(loop(z))
-        times.append(time.perf_counter() - t)
-    return min(times) / n
+    return min(timings(jax.jit(lambda z: jax.lax.fori_loop(0, n, step, z)), repeats)) / n
 
 
 def run_case(name: str) -> dict:

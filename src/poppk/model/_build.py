@@ -54,7 +54,12 @@ def prior_median(spec_prior, dose_unit: str, conc_unit: str) -> float:
 
 @dataclass(frozen=True)
 class BuiltModel:
-    """The model function, its data arguments and what was decided building it."""
+    """The model function, its data arguments and what was decided building it.
+
+    ``fn`` is built for these data: call it with ``kwargs`` (``dv=None`` to simulate). Its subject count,
+    covariate levels, residual scales and censored records (``censored_at``) come from the data it was
+    built on, so other records of the same shapes would be scored wrongly.
+    """
 
     fn: Callable
     kwargs: dict[str, Any]

@@ -313,16 +313,14 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
     for s in ERROR_MODELS[emodel]:
         v = err_raw.get(s, defaults[s])
         key = f"error.{s}"
-        if isinstance(v, dict):  # log-normal prior
+        if isinstance(v, dict):  # log-normal prior: its median takes the place of the half-normal scale
             extra = set(v) - {"median", "sd_log"}
             if extra or not {"median", "sd_log"} <= set(v):
                 raise _err(source, key, "a log-normal prior is a table { median = ..., sd_log = ... }"
                                         + (f"; unknown key(s) {', '.join(sorted(extra))}" if extra else ""))
-            med = v["median"]
-            scales.append((s, med if med == "auto" and s == "sigma_add" else _positive(source, key + ".median", med)))
             log_sds.append((s, _positive(source, key + ".sd_log", v["sd_log"])))
-        else:  # half-normal scale
-            scales.append((s, v if v == "auto" and s == "sigma_add" else _positive(source, key, v)))
+            v, key = v["median"], key + ".median"
+        scales.append((s, v if v == "auto" and s == "sigma_add" else _positive(source, key, v)))
     blq = raw.get("blq", {}).get("method", "auto")
     if blq not in ("auto", "M3", "M1"):
         raise _err(source, "blq.method", f"must be auto, M3 or M1, got {blq!r}")

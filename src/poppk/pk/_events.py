@@ -45,6 +45,10 @@ class Doses(eqx.Module):
     trains: bool = eqx.field(static=True, default=True)
 
 
+#: The per-dose array fields of :class:`Doses` (``trains`` is a static flag about all of them).
+DOSE_ARRAYS = ("time", "amt", "cmt", "ii", "addl", "ss", "order", "epoch", "mask")
+
+
 class Sampling(eqx.Module):
     """Times at which concentrations are wanted, shape ``(..., O)``."""
 
@@ -105,7 +109,7 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
     concentration. Bolus doses (CMT 2), SS and ADDL records are left as they are.
     """
     try:
-        src = {name: np.asarray(getattr(doses, name)) for name in Doses.__dataclass_fields__ if name != "trains"}
+        src = {name: np.asarray(getattr(doses, name)) for name in DOSE_ARRAYS}
     except Exception:  # traced arrays (inside jit): nothing to merge here
         return doses
     if src["time"].ndim != 2:

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._base import AbstractPKModel, Params, lagged_times
-from ._events import ADDL_ORDER, DEPOT, Doses, Sampling, expand_trains
+from ._events import ADDL_ORDER, DEPOT, DOSE_ARRAYS, Doses, Sampling, expand_trains
 
 
 class ODEDoses(eqx.Module):
@@ -42,9 +42,7 @@ def _steady_records(doses: Doses) -> Doses:
     width = int(ss.sum(axis=1).max()) if ss.size else 0
     n = ss.shape[0]
     out = {}
-    for name in Doses.__dataclass_fields__:
-        if name == "trains":
-            continue
+    for name in DOSE_ARRAYS:
         src = np.asarray(getattr(doses, name))
         arr = np.zeros((n, width), dtype=src.dtype)
         for i in range(n):

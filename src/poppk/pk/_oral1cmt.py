@@ -113,10 +113,11 @@ class Oral1Cmt(AbstractPKModel):
             # Depot: KA (S(K) - S(KA)) / (KA - K), with the KA -> K limit -S'(K).
             diff = ka - k
             close = jnp.abs(diff) <= _CLOSE * k
-            direct = (series(k) - series(ka)) / jnp.where(close, 1.0, diff)
+            bolus = series(k)
+            direct = (bolus - series(ka)) / jnp.where(close, 1.0, diff)
             mid = jnp.where(close, 0.5 * (ka + k), k)
             _, slope = jax.jvp(series, (mid,), (jnp.ones_like(mid),))
-            depot, bolus = ka * jnp.where(close, -slope, direct), series(k)
+            depot = ka * jnp.where(close, -slope, direct)
         amounts = jnp.where(doses.cmt == DEPOT, f1 * depot, jnp.where(doses.cmt == CENTRAL, bolus, 0.0))
         amounts = jnp.where(active, doses.amt * amounts, 0.0)
         return self.scale * amounts.sum(axis=1) / v

@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/ode_gradient.py  (seconds per gradient: adaptiv
 import time, numpy as np, jax, jax.numpy as jnp, poppk
 from poppk.pk import Oral1CmtMM
 from poppk.pk._base import predict_subjects
-poppk._config.ensure_x64()
+poppk._config.configure_jax()
 data = poppk.datasets.load("lxi15029")
 tr = poppk.datasets.load("lxi15029_truth")["individual"]
 params = {k: np.asarray(tr[k], float) for k in ("VMAX", "KM", "V", "KA")}

@@ -57,7 +57,7 @@ def design_frame(times) -> pd.DataFrame:
 
 def draw_prior(spec, rng) -> dict:
     """Population parameters and individual parameters from the prior, by rejection for the flip-flop wall."""
-    from poppk.model._build import FLIP_FLOP_WALL
+    from poppk.model._build import FLIP_FLOP_WALL, elimination_rate
 
     def expit(x):
         return 1 / (1 + np.exp(-x))
@@ -72,8 +72,10 @@ def draw_prior(spec, rng) -> dict:
         ind = {p: np.full(N_SUBJECTS, theta[p]) for p in theta}
         for p in spec.iiv.parameters:
             ind[p] = theta[p] * np.exp(omega[f"omega_{p}"] * rng.standard_normal(N_SUBJECTS))
-        accept = expit(FLIP_FLOP_WALL * np.log(theta["KA"] / (theta["CL"] / theta["V"])))
-        accept *= np.prod(expit(FLIP_FLOP_WALL * np.log(ind["KA"] / (ind["CL"] / ind["V"]))))
+        # The wall is on KA against the low-concentration elimination rate: CL/V, or VMAX/(KM V).
+        scale = spec.make_kernel("mg", "mg/L").scale
+        accept = expit(FLIP_FLOP_WALL * np.log(theta["KA"] / elimination_rate(theta, scale)))
+        accept *= np.prod(expit(FLIP_FLOP_WALL * np.log(ind["KA"] / elimination_rate(ind, scale))))
         if rng.uniform() < accept:
             return {**theta, **omega, **sigma, "_ind": ind}
 
@@ -81,7 +83,7 @@ def draw_prior(spec, rng) -> dict:
 def simulate(spec, frame, truth, rng) -> pd.DataFrame:
     kernel = spec.make_kernel("mg", "mg/L")
     data = poppk.from_frame(frame, dose_unit="mg", conc_unit="mg/L")
-    pred = np.asarray(poppk.pk.predict_subjects(kernel, truth["_ind"], data.doses, data.sampling))
+    pred = poppk.pk.predict(kernel, truth["_ind"], data)  # prepares an ODE kernel's events; fails loudly
     present = np.asarray(data.present)
     by_row = np.empty(len(frame))
     by_row[np.asarray(data.row)[present]] = pred[present]

@@ -86,7 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    poppk._config.ensure_x64()
+    poppk._config.configure_jax()
     rows = []
     for model in ("oral1cmt", "oral1cmt_mm"):
         for k in (1, 4, 16, 64):

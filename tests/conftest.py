@@ -19,9 +19,10 @@ jax.config.update("jax_enable_x64", True)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m poppk.cli ARGS`` in a subprocess; return the completed process."""
-    env = dict(os.environ)
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m poppk.cli ARGS`` in a subprocess (``env``: variables to add); return the completed process."""
+    env = {**os.environ, **(env or {})}
     env.setdefault("MPLBACKEND", "Agg")
     return subprocess.run(
         [sys.executable, "-m", "poppk.cli", *args],

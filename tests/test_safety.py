@@ -21,22 +21,29 @@ import poppk
 from poppk import FitError, load_fit
 
 
-def _fit_cli(cli, out, *extra):
+def _fit_cli(cli, out, *extra, env=None):
     return cli("fit", str(poppk.datasets.path("theophylline")), "--model", "oral1cmt_additive", "--out", str(out),
-               "--chains", "2", "--warmup", "100", "--samples", "100", "--seed", "5", "--no-progress", *extra)
+               "--chains", "2", "--warmup", "100", "--samples", "100", "--seed", "5", "--no-progress", *extra,
+               env=env)
 
 
 def test_same_seed_gives_bit_identical_results_and_records_how(tmp_path, cli):
-    for name in ("a", "b"):
-        res = _fit_cli(cli, tmp_path / name)
+    # a: compiled afresh without the compilation cache; b: compiled into an empty cache; c: loaded from it.
+    cache = tmp_path / "xla"
+    for name, where in (("a", "off"), ("b", str(cache)), ("c", str(cache))):
+        res = _fit_cli(cli, tmp_path / name, env={"POPPK_CACHE_DIR": where})
         assert res.returncode == 0, res.stderr[-2000:]
-    assert (tmp_path / "a" / "summary.csv").read_bytes() == (tmp_path / "b" / "summary.csv").read_bytes()
-    assert (tmp_path / "a" / "individual.csv").read_bytes() == (tmp_path / "b" / "individual.csv").read_bytes()
-    a, b = load_fit(tmp_path / "a"), load_fit(tmp_path / "b")
-    np.testing.assert_array_equal(a.draws("CL"), b.draws("CL"))
+    assert any(cache.glob("*-cache")), "the first cached run left no compiled programs"
+    for name in ("b", "c"):
+        assert (tmp_path / "a" / "summary.csv").read_bytes() == (tmp_path / name / "summary.csv").read_bytes()
+        assert (tmp_path / "a" / "individual.csv").read_bytes() == (tmp_path / name / "individual.csv").read_bytes()
+    a, c = load_fit(tmp_path / "a"), load_fit(tmp_path / "c")
+    np.testing.assert_array_equal(a.draws("CL"), c.draws("CL"))
     info = json.loads((tmp_path / "a" / "fit.json").read_text())
     assert {"poppk", "jax", "numpyro", "arviz", "python"} <= set(info["versions"])
     assert info["command"].startswith("poppk fit ") and "--seed 5" in info["command"]
+    assert info["compilation_cache"] is None
+    assert json.loads((tmp_path / "c" / "fit.json").read_text())["compilation_cache"] == str(cache)
     res = _fit_cli(cli, tmp_path / "b")  # exists: refused, untouched
     assert res.returncode == 2 and "--force" in res.stderr
     assert (tmp_path / "b" / "summary.csv").read_bytes() == (tmp_path / "a" / "summary.csv").read_bytes()

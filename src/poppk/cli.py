@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ._config import ensure_x64, guard_interrupts
+    from ._config import configure_jax, guard_interrupts
 
     guard_interrupts()
     parser = build_parser()
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     pre = getattr(args, "before_jax", None)
     if pre is not None:
         pre(args)
-    ensure_x64()
+    configure_jax()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

@@ -274,9 +274,9 @@ def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logisti
     and outcomes ``y`` (0/1, or grades for ``ordinal``): posterior draws and diagnostics."""
     from numpyro.infer import MCMC, NUTS
 
-    from ._config import ensure_x64
+    from ._config import configure_jax
 
-    ensure_x64()
+    configure_jax()
     logx = np.asarray(logx, float)
     if logx.ndim == 1:
         logx = logx[:, None]

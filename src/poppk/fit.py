@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._config import check_interrupted, ensure_x64
+from ._config import check_interrupted, configure_jax
 from ._fitsummary import convergence, individual_table, shrinkage, summarise
 from .data import PKDataset
 from .errors import FitError, ModelSpecError
@@ -345,7 +345,7 @@ def fit(
     import numpyro
     from numpyro.infer import MCMC, NUTS
 
-    ensure_x64()
+    configure_jax()
     if isinstance(spec, (str, Path)):
         spec = load_spec(spec)
     if not isinstance(data, PKDataset):
@@ -410,6 +410,7 @@ def fit(
         "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
         "dose_unit": data.dose_unit, "conc_unit": data.conc_unit,
         "versions": _versions(numpyro), "command": command or " ".join(sys.argv),
+        "compilation_cache": jax.config.jax_compilation_cache_dir,
     }
     return Fit(tree, spec, data, info)
 

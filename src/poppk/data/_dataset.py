@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float, Int
 
-from .._config import ensure_x64
+from .._config import configure_jax
 from ..errors import DatasetError
 from ..pk._events import ADDL_ORDER, Doses, Sampling, expand_trains
 from ..units import check_conc_unit, check_dose_unit
@@ -236,7 +236,7 @@ def from_frame(
         Listing every violated rule with its row (1-based, after the header)
         and column.
     """
-    ensure_x64()
+    configure_jax()
     check_dose_unit(dose_unit)
     check_conc_unit(conc_unit)
     frame = normalise_columns(frame.reset_index(drop=True), source)

@@ -143,7 +143,7 @@ def simulate(seed: int = SEED, truth: dict = TRUTH):
     from ..data import from_frame
     from ..pk import get_kernel, predict
 
-    _config.ensure_x64()
+    _config.configure_jax()
     rng = np.random.default_rng(seed)
     records = _records(rng)
     n = records["ID"].nunique()

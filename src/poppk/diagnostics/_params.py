@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._config import ensure_x64
+from .._config import configure_jax
 from ..pk._events import Sampling, expand_trains
 
 #: Hours after each dose added to the plotting grid, so peaks are drawn whatever the span.
@@ -26,7 +26,7 @@ def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int
     The grid spans first dose (or record) to last record, evenly, plus the records' own times and a few
     times after every dose. Columns: ID, TIME (h), q5, q50, q95 (observation unit).
     """
-    ensure_x64()
+    configure_jax()
     data = fit.data
     doses_by_id = dose_times(data)
     tobs = np.asarray(data.sampling.time)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .._config import ensure_x64
+from .._config import configure_jax
 from ..pk._events import expand_trains
 
 
@@ -80,7 +80,7 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
 
     from ..model import build_model
 
-    ensure_x64()
+    configure_jax()
     data = fit.data
     built = build_model(fit.spec, data, parameterization="noncentered", record_pred=True)
     post = _population_draws(fit, n_sims, seed)

@@ -187,9 +187,9 @@ def patient_posterior(fit, patient, *, method: str = "full", n_draws: int = 1000
     n_draws : int
         Draws returned (resampled by importance weight for ``full``).
     """
-    from .._config import ensure_x64
+    from .._config import configure_jax
 
-    ensure_x64()
+    configure_jax()
     if method not in ("full", "map"):
         raise PoppkError(f"method must be 'full' or 'map', got {method!r}")
     arrays = patient_arrays(fit, patient)

@@ -122,10 +122,10 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     interval) and, with a toxicity model, the expected event rate (90% interval over the
     exposure-response posterior).
     """
-    from .._config import ensure_x64
+    from .._config import configure_jax
     from ..simulate import residual_draws
 
-    ensure_x64()
+    configure_jax()
     pop = virtual_population(fit, n, seed=seed)
     unit = fit.data.dose_unit
     regs = candidate_regimens(doses, [interval], unit)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import jax
 import numpy as np
 
-from .._config import ensure_x64
+from .._config import configure_jax
 from ..errors import ModelSpecError, SolverError
 from ..units import concentration_scale
 from ._base import AbstractPKModel, predict_subjects
@@ -57,7 +57,7 @@ def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.n
     >>> c.shape
     (12, 11)
     """
-    ensure_x64()
+    configure_jax()
     if isinstance(model, str):
         model = get_kernel(model, data.dose_unit, data.conc_unit)
     unknown = set(params) - set(model.parameters) - set(model.optional)

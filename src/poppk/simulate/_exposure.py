@@ -124,9 +124,9 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
     :meth:`VirtualPopulation.parameters` returns them); doses go in ``dose_unit``.
     Patients are processed ``chunk`` at a time by one compiled function.
     """
-    from .._config import ensure_x64
+    from .._config import configure_jax
 
-    ensure_x64()
+    configure_jax()
     n = len(next(iter(params.values())))
     if n == 0:
         raise PoppkError("no virtual patients to simulate")

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._convergence import ess_bulk, ess_tail, rhat_rank
+
 #: Convergence thresholds (Vehtari et al. 2021): reported loudly, never hidden.
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -44,13 +46,9 @@ def _draws(tree: xr.DataTree, name: str) -> np.ndarray:
 
 
 def _ess_rhat(x: np.ndarray) -> tuple[float, float, float]:
-    from arviz_stats.base import array_stats
-
+    """Bulk ESS, tail ESS (5% and 95% quantiles) and rank-normalised R-hat of (chain, draw) draws."""
     x = np.asarray(x, dtype=float)
-    bulk = float(array_stats.ess(x, chain_axis=0, draw_axis=1, method="bulk"))
-    tail = float(array_stats.ess(x, chain_axis=0, draw_axis=1, method="tail", prob=(0.05, 0.95)))
-    rhat = float(array_stats.rhat(x, chain_axis=0, draw_axis=1, method="rank"))
-    return bulk, tail, rhat
+    return ess_bulk(x), ess_tail(x, (0.05, 0.95)), rhat_rank(x)
 
 
 def summarise(tree: xr.DataTree, population: list[str], prior_sd: dict[str, float],

@@ -56,3 +56,22 @@ def test_compilation_cache_respects_jax_setting_and_unwritable_dirs(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "POPPK_CACHE_DIR": str(blocker / "xla")})
     assert res.returncode == 0, res.stderr
+
+
+def test_compilation_cache_is_pruned_least_recently_used_first_once_a_day(tmp_path):
+    # Sizes and times set by hand: 5 programs of 100 bytes, used at times 1..5; a 250-byte limit keeps
+    # the two most recent (300 bytes would exceed it), and a second call within the day does nothing.
+    from poppk._config import _prune
+
+    for i in range(1, 6):
+        f = tmp_path / f"jit_p{i}-cache"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000.0 * i, 1000.0 * i))
+    (tmp_path / "unrelated.txt").write_text("kept")
+    _prune(tmp_path, 250)
+    assert sorted(f.name for f in tmp_path.glob("*-cache")) == ["jit_p4-cache", "jit_p5-cache"]
+    assert (tmp_path / "unrelated.txt").exists() and (tmp_path / ".pruned").exists()
+    _prune(tmp_path, 50)  # within a day of the last pruning: untouched
+    assert len(list(tmp_path.glob("*-cache"))) == 2
+    _prune(tmp_path, 50, every_s=0.0)
+    assert list(tmp_path.glob("*-cache")) == []

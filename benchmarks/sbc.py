@@ -5,7 +5,11 @@ Run:  .venv/bin/python benchmarks/sbc.py --model oral1cmt --design rich --reps 1
       .venv/bin/python benchmarks/sbc.py --summarise benchmarks/results/sbc     (tables and plots only)
       .venv/bin/python benchmarks/sbc.py --design rich --reps 50 --parameterization noncentered \
           --out benchmarks/results/sbc_noncentered                                (a variant, own folder)
-Not part of CI (about 10 s per replication for the closed-form model on 2 cores).
+      .venv/bin/python benchmarks/sbc.py --model oral1cmt_mm --design rich --reps 100 \
+          --out benchmarks/results/sbc_mm                                          (Michaelis-Menten, ODE)
+Not part of CI (on 2 cores about 10 s per replication for the closed-form model, 60-120 s for the
+Michaelis-Menten ODE). A run stopped part-way resumes where it stopped (the rank file is rewritten after
+every replication, each drawn from its own seed).
 
 Each replication draws the population parameters from the model's own prior -- including the soft
 wall that keeps KA above the elimination rate (a factor of the prior, drawn by rejection) -- draws

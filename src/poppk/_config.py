@@ -42,8 +42,8 @@ def compilation_cache_dir() -> Path | None:
 def _enable_compilation_cache(jax) -> None:
     """JAX's persistent compilation cache in :func:`compilation_cache_dir`, unless JAX already has one.
 
-    Compiling a model's sampler, pilot and predictions is most of a short fit's time (theophylline:
-    about 5 of 12 s); a run that compiles the same programs again -- the same model on the same data,
+    Compiling a model's sampler, pilot and predictions is half of a short fit's time (theophylline:
+    about 6 of 12 s); a run that compiles the same programs again -- the same model on the same data,
     a re-run notebook, ``poppk demo`` a second time -- loads them from disk instead. The programs are
     the same executables, so results are bit-identical with and without the cache. A user's own
     ``JAX_COMPILATION_CACHE_DIR`` (or ``jax.config``) setting is left alone. The cache takes effect only

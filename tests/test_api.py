@@ -75,3 +75,19 @@ def test_compilation_cache_is_pruned_least_recently_used_first_once_a_day(tmp_pa
     assert len(list(tmp_path.glob("*-cache"))) == 2
     _prune(tmp_path, 50, every_s=0.0)
     assert list(tmp_path.glob("*-cache")) == []
+
+
+def test_cache_command_reports_and_clears(tmp_path, cli):
+    # Two fake programs of known size; the command counts them, --clear deletes them (and only them).
+    cache = tmp_path / "xla"
+    cache.mkdir()
+    for name in ("jit_a-cache", "jit_b-cache"):
+        (cache / name).write_bytes(b"x" * 2**20)
+    (cache / "notes.txt").write_text("not a program")
+    res = cli("cache", env={"POPPK_CACHE_DIR": str(cache)})
+    assert res.returncode == 0 and f"{cache}: 2 compiled programs, 2.0 MiB" in res.stdout, res.stderr
+    res = cli("cache", "--clear", env={"POPPK_CACHE_DIR": str(cache)})
+    assert res.returncode == 0 and "cleared" in res.stdout
+    assert [f.name for f in cache.iterdir() if not f.name.startswith(".")] == ["notes.txt"]
+    res = cli("cache", env={"POPPK_CACHE_DIR": "off"})
+    assert res.returncode == 0 and "off" in res.stdout

@@ -84,6 +84,29 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    import jax
+
+    from ._config import CACHE_MAX_BYTES
+
+    where = jax.config.jax_compilation_cache_dir  # set by configure_jax, or the user's own JAX setting
+    if where is None:
+        print("the compilation cache is off (POPPK_CACHE_DIR=off, or its folder cannot be written)")
+        return 0
+    path = Path(where)
+    programs = sorted(path.glob("*-cache")) if path.is_dir() else []
+    size = sum(f.stat().st_size for f in programs) / 2**20
+    if args.clear:
+        for f in path.iterdir():
+            if f.is_file() and f.name.endswith(("-cache", "-atime")):
+                f.unlink()
+        print(f"cleared {path}: {len(programs)} compiled programs, {size:.1f} MiB")
+    else:
+        print(f"{path}: {len(programs)} compiled programs, {size:.1f} MiB (pruned to {CACHE_MAX_BYTES / 2**20:.0f} MiB "
+              "daily; POPPK_CACHE_DIR=DIR moves it, POPPK_CACHE_DIR=off turns it off, --clear empties it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poppk", description="Bayesian population PK from NONMEM-style data.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["export"])
     p.add_argument("rest", nargs="*")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("cache", help="where compiled programs are kept between runs, and their size; --clear empties it")
+    p.add_argument("--clear", action="store_true", help="delete every compiled program in the cache")
+    p.set_defaults(func=cmd_cache)
 
     from ._cli_more import add_commands
     from ._cli_use import add_commands as add_use_commands

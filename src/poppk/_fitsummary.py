@@ -16,10 +16,11 @@ BFMI_MIN = 0.3  # energy Bayesian fraction of missing information below this: mo
 
 
 def energy_bfmi(energy: np.ndarray) -> np.ndarray:
-    """E-BFMI per chain (Betancourt 2016): mean squared change of the Hamiltonian energy between draws over
-    its variance; ``energy`` is (chain, draw)."""
+    """E-BFMI per chain (Betancourt 2016): sum of squared changes of the Hamiltonian energy between draws over
+    the sum of its squared deviations from its mean, i.e. their mean over its variance with ``ddof=1`` (as
+    arviz-stats); ``energy`` is (chain, draw)."""
     energy = np.asarray(energy, dtype=float)
-    return np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1)
+    return np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1, ddof=1)
 
 
 def parameter_units(spec, data, population) -> dict[str, str]:

@@ -237,6 +237,36 @@ def _initial_params(built, chains: int, rng: np.random.Generator):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_chain)
 
 
+def _constrain_draws(built, unravel, flat: np.ndarray, *, parallel: bool) -> dict:
+    """The model's sites ``{name: (chain, draw, ...)}`` -- constrained latent values and deterministic
+    sites (``eta``, the individual parameters ``*_i``) -- from unconstrained flat draws ``(chain, draw, dim)``.
+
+    Why NUTS runs on a flat vector and not on NumPyro's dict of sites: the sampler's program is smaller
+    and its leapfrog steps cheaper. Measured on theophylline (4 x (1000 + 1000), 2 cores, same settings):
+    tracing and dispatch 1.58 -> 1.17 s and sampling 1.71 -> 1.43 s with compiled programs cached, 5.24 ->
+    4.19 s and 1.68 -> 1.42 s without; the constraining pass below costs 0.08 s (0.29 s compiling). It is
+    what NumPyro does to every kept draw inside its loop (``constrain_fn`` with deterministic sites),
+    done once afterwards: chains in parallel where they sampled in parallel, draws in batches.
+    """
+    from numpyro.infer.util import constrain_fn
+
+    model_kwargs = built.kwargs
+
+    def one(x):
+        return constrain_fn(built.fn, (), model_kwargs, unravel(x), return_deterministic=True)
+
+    def chain(xs):
+        return jax.lax.map(one, xs, batch_size=min(CHUNK, xs.shape[0]))
+
+    if parallel:
+        out = jax.device_get(jax.pmap(chain)(flat))
+    else:
+        compiled = jax.jit(chain)
+        per_chain = [jax.device_get(compiled(x)) for x in flat]
+        out = {k: np.stack([c[k] for c in per_chain]) for k in per_chain[0]}
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def _pointwise(built, samples: dict, n: int):
     """Log likelihood and posterior predictive DV per draw, in chunks: (S, N, O) each.
 
@@ -380,16 +410,25 @@ def fit(
                                       nuts_options=options)
             warm_seconds = warm.seconds + time.perf_counter() - stage_start
             metric = {"dense_mass": True, "inverse_mass_matrix": jnp.asarray(cov), "adapt_mass_matrix": False}
-    nuts = NUTS(built.fn, **options, **metric)
+    # NUTS on one flat vector of the unconstrained parameters (the potential given as a function), and the
+    # draws named and constrained afterwards (_constrain_draws); see there for why.
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    unravel = ravel_pytree(init if chains == 1 else jax.tree_util.tree_map(lambda x: x[0], init))[1]
+    flat_init = ravel_pytree(init)[0] if chains == 1 else jax.vmap(lambda z: ravel_pytree(z)[0])(init)
+    model_kwargs = built.kwargs
+    nuts = NUTS(potential_fn=lambda x: potential_energy(built.fn, (), model_kwargs, unravel(x)), **options, **metric)
     mcmc = MCMC(nuts, num_warmup=warmup - stage1, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)
     sample_start = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), init_params=init, extra_fields=SAMPLE_STATS, **built.kwargs)
+    mcmc.run(jax.random.PRNGKey(seed), init_params=flat_init, extra_fields=SAMPLE_STATS)
     # Fetched to numpy once (dispatch is asynchronous, so this also times the work, not its launch):
     # slicing the device arrays of parallel chains again and again dispatched an op each time.
-    grouped = jax.device_get(mcmc.get_samples(group_by_chain=True))
+    flat = jax.device_get(mcmc.get_samples(group_by_chain=True))
     stats = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
     sampled = time.perf_counter() - sample_start
+    grouped = _constrain_draws(built, unravel, flat, parallel=method == "parallel")
     check_interrupted()
     tree = _to_tree(grouped, stats, built, data, max_tree_depth)
     info = {

@@ -160,5 +160,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``poppk`` console command: :func:`main`, then exit without tearing JAX down.
+
+    After a fit, the interpreter's own shutdown spent about 0.55 s destroying JAX's compiled programs,
+    buffers and device threads (theophylline, measured: 6.13 s with it, 5.58 s without); everything
+    the command writes is closed by then, so the process ends at once with the command's status. An
+    exception other than the handled ones propagates as usual (traceback, normal exit).
+    """
+    import logging
+    import os
+
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            pass  # a reader that went away (``poppk ... | head``): nothing left to say to it
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -237,6 +237,20 @@ def _initial_params(built, chains: int, rng: np.random.Generator):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *per_chain)
 
 
+def flat_potential(built, init, chains: int):
+    """``built``'s potential energy as a function of one flat unconstrained vector, the function that names
+    such a vector's parts (``unravel``), and ``init`` (a dict of sites, with a chain axis unless ``chains``
+    is 1) as flat vectors. The order is ``jax.flatten_util.ravel_pytree``'s, as inside NumPyro, so a dense
+    inverse mass matrix estimated on the dict of sites applies unchanged."""
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    unravel = ravel_pytree(init if chains == 1 else jax.tree_util.tree_map(lambda x: x[0], init))[1]
+    flat_init = ravel_pytree(init)[0] if chains == 1 else jax.vmap(lambda z: ravel_pytree(z)[0])(init)
+    model_kwargs = built.kwargs
+    return (lambda x: potential_energy(built.fn, (), model_kwargs, unravel(x))), unravel, flat_init
+
+
 def _constrain_draws(built, unravel, flat: np.ndarray, *, parallel: bool) -> dict:
     """The model's sites ``{name: (chain, draw, ...)}`` -- constrained latent values and deterministic
     sites (``eta``, the individual parameters ``*_i``) -- from unconstrained flat draws ``(chain, draw, dim)``.
@@ -410,15 +424,10 @@ def fit(
                                       nuts_options=options)
             warm_seconds = warm.seconds + time.perf_counter() - stage_start
             metric = {"dense_mass": True, "inverse_mass_matrix": jnp.asarray(cov), "adapt_mass_matrix": False}
-    # NUTS on one flat vector of the unconstrained parameters (the potential given as a function), and the
-    # draws named and constrained afterwards (_constrain_draws); see there for why.
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import potential_energy
-
-    unravel = ravel_pytree(init if chains == 1 else jax.tree_util.tree_map(lambda x: x[0], init))[1]
-    flat_init = ravel_pytree(init)[0] if chains == 1 else jax.vmap(lambda z: ravel_pytree(z)[0])(init)
-    model_kwargs = built.kwargs
-    nuts = NUTS(potential_fn=lambda x: potential_energy(built.fn, (), model_kwargs, unravel(x)), **options, **metric)
+    # NUTS on one flat vector of the unconstrained parameters, the draws named and constrained afterwards
+    # (_constrain_draws says why).
+    potential, unravel, flat_init = flat_potential(built, init, chains)
+    nuts = NUTS(potential_fn=potential, **options, **metric)
     mcmc = MCMC(nuts, num_warmup=warmup - stage1, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)
     sample_start = time.perf_counter()

@@ -1,6 +1,7 @@
 """How the cost of one log-density gradient grows with patients and with doses, closed form and ODE.
 
-Run: .venv/bin/python benchmarks/scaling.py [--repeats 10]   (about 10 minutes on 2 cores; not part of CI)
+Run: .venv/bin/python benchmarks/scaling.py [--repeats 10] [--models oral1cmt]   (about 10 minutes on 2 cores,
+     1 for the closed form alone; not part of CI)
 
 * Patients: the bundled trial (24 patients, 54 doses and 26 samples each) replicated 1, 4, 16 and 64
   times (24 ... 1,536 patients; each copy a new ID).
@@ -34,6 +35,9 @@ from poppk.fit import _initial_params
 from poppk.model import build_model
 
 OUT = Path(__file__).parent / "results"
+
+
+MODELS = ("oral1cmt", "oral1cmt_mm")
 
 
 def replicated_trial(k: int) -> pd.DataFrame:
@@ -85,10 +89,12 @@ def time_gradient(frame: pd.DataFrame, model: str, repeats: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
+                        help="re-measure only these; the other models' rows (with their dates) stay in the CSV")
     args = parser.parse_args()
     poppk._config.configure_jax()
     rows = []
-    for model in ("oral1cmt", "oral1cmt_mm"):
+    for model in args.models:
         for k in (1, 4, 16, 64):
             r = time_gradient(replicated_trial(k), model, args.repeats)
             rows.append({"axis": "patients", "model": model, "doses": 54, "dose_records": "as in the data", **r})
@@ -104,6 +110,9 @@ def main() -> int:
     table["command"] = "benchmarks/scaling.py"
     table["device"] = jax.devices()[0].device_kind
     table["date"] = datetime.date.today().isoformat()
+    if (OUT / "scaling.csv").exists():
+        kept = pd.read_csv(OUT / "scaling.csv")
+        table = pd.concat([kept[~kept.model.isin(args.models)], table], ignore_index=True)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "scaling.csv", index=False)
     plot(table)

@@ -82,8 +82,8 @@ def grad_cost_loop(built, n: int = 1000, repeats: int = 20) -> float:
     """Seconds per gradient when ``n`` of them run inside one compiled loop (each from the last point, moved
     by a negligible step so none can be skipped): the arithmetic alone, as inside NUTS, without the Python
     dispatch that :func:`grad_cost` includes. Best of ``repeats`` (timing noise only adds). The potential is
-    the flat-vector one that ``poppk.fit``'s NUTS differentiates (``poppk.fit.flat_potential``)."""
-    from poppk.fit import flat_potential
+    the flat-vector one that ``poppk.fit``'s NUTS differentiates (``poppk._draws.flat_potential``)."""
+    from poppk._draws import flat_potential
 
     z, timings = _start_and_timer(built)
     potential, _, x0 = flat_potential(built, z, 1)
@@ -96,7 +96,8 @@ def run_case(name: str) -> dict:
     from numpyro.infer import MCMC, NUTS
 
     from poppk._pilot import choose_parameterization
-    from poppk.fit import _initial_params, flat_potential
+    from poppk._draws import flat_potential
+    from poppk.fit import _initial_params
     from poppk.model import build_model
 
     dataset, kwargs, model = CASES[name]

@@ -66,6 +66,7 @@ def draw_prior(spec, rng) -> dict:
     def expit(x):
         return 1 / (1 + np.exp(-x))
 
+    scale = spec.make_kernel("mg", "mg/L").scale  # amount/h over concentration x volume, in mg and mg/L
     while True:
         theta = {p.name: float(np.exp(rng.normal(np.log(p.prior.median), p.prior.sd_log)))
                  for p in spec.parameters if p.prior is not None}
@@ -77,7 +78,6 @@ def draw_prior(spec, rng) -> dict:
         for p in spec.iiv.parameters:
             ind[p] = theta[p] * np.exp(omega[f"omega_{p}"] * rng.standard_normal(N_SUBJECTS))
         # The wall is on KA against the low-concentration elimination rate: CL/V, or VMAX/(KM V).
-        scale = spec.make_kernel("mg", "mg/L").scale
         accept = expit(FLIP_FLOP_WALL * np.log(theta["KA"] / elimination_rate(theta, scale)))
         accept *= np.prod(expit(FLIP_FLOP_WALL * np.log(ind["KA"] / elimination_rate(ind, scale))))
         if rng.uniform() < accept:

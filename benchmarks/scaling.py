@@ -90,7 +90,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
-                        help="re-measure only these; the other models' rows (with their dates) stay in the CSV")
+                        help="re-measure only these; the other models' rows, and rows from other devices (a GPU's "
+                             "beside the CPU's), stay in the CSV with their dates")
     args = parser.parse_args()
     poppk._config.configure_jax()
     rows = []
@@ -108,16 +109,17 @@ def main() -> int:
                 jax.clear_caches()
     table = pd.DataFrame(rows)
     table["command"] = "benchmarks/scaling.py"
-    table["device"] = jax.devices()[0].device_kind
+    device = jax.devices()[0].device_kind
+    table["device"] = device
     table["date"] = datetime.date.today().isoformat()
     if (OUT / "scaling.csv").exists():
         kept = pd.read_csv(OUT / "scaling.csv")
-        table = pd.concat([kept[~kept.model.isin(args.models)], table], ignore_index=True)
+        table = pd.concat([kept[~(kept.model.isin(args.models) & (kept.device == device))], table], ignore_index=True)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "scaling.csv", index=False)
     plot(table)
     with pd.option_context("display.width", 200):
-        print(table.drop(columns=["command", "device", "date"]).to_string(index=False))
+        print(table[table.device == device].drop(columns=["command", "device", "date"]).to_string(index=False))
     return 0
 
 
@@ -128,15 +130,15 @@ def plot(table: pd.DataFrame) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, g in table[table.axis == "patients"].groupby("model"):
-        a.loglog(g.patients, g.s_per_gradient, "o-", label=model)
+    for (model, device), g in table[table.axis == "patients"].groupby(["model", "device"]):
+        a.loglog(g.patients, g.s_per_gradient, "o-" if device == "cpu" else "s--", label=f"{model}, {device}")
     x = np.array([24, 1536])
-    ref = table[(table.axis == "patients")].s_per_gradient.min()
+    ref = table[(table.axis == "patients") & (table.device == "cpu")].s_per_gradient.min()
     a.loglog(x, ref * x / 24, "k:", label="linear in patients")
     a.set(xlabel="patients", ylabel="seconds per gradient", title="patients (54 doses each)")
-    a.legend()
-    for (model, rec), g in table[table.axis == "doses"].groupby(["model", "dose_records"]):
-        b.loglog(g.doses, g.s_per_gradient, "o-", label=f"{model}, {rec}")
+    a.legend(fontsize=7)
+    for (model, rec, device), g in table[table.axis == "doses"].groupby(["model", "dose_records", "device"]):
+        b.loglog(g.doses, g.s_per_gradient, "o-" if device == "cpu" else "s--", label=f"{model}, {rec}, {device}")
     b.set(xlabel="doses per patient", ylabel="seconds per gradient", title="doses (24 patients, 22 samples each)")
     b.legend(fontsize=7)
     fig.tight_layout()

@@ -182,7 +182,9 @@ def run_poppk(case: str, chains: int, warmup: int, samples: int, seed: int, work
     dataset, model, _, dose_unit, conc_unit = CASES[case]
     csv = poppk.datasets.path(dataset)
     out = work / f"fit_{label}"
-    cmd = [str(Path(sys.executable).parent / "poppk"), "fit", str(csv), "--model", model, "--out", str(out),
+    script = Path(sys.executable).parent / "poppk"  # the console script; else the module (same entry point)
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "poppk"]
+    cmd += ["fit", str(csv), "--model", model, "--out", str(out),
            "--chains", str(chains), "--warmup", str(warmup), "--samples", str(samples), "--seed", str(seed),
            "--dose-unit", dose_unit, "--conc-unit", conc_unit, "--no-progress"]
     env = {**os.environ, "POPPK_CACHE_DIR": str(work / "xla")}
@@ -195,7 +197,8 @@ def run_poppk(case: str, chains: int, warmup: int, samples: int, seed: int, work
     return {"tool": f"poppk ({label})", "compile_s": whole - info["sampling_seconds"], "run_s": whole,
             "ess_time_s": whole, "min_ess_bulk": float(summary["ess_bulk"].min()),
             "worst": str(summary["ess_bulk"].idxmin()), "steps_per_iter": diag["mean_num_steps"],
-            "divergences": diag["divergences"], "medians": summary["q50"].to_dict()}
+            "divergences": diag["divergences"], "device": info.get("device", "cpu"),
+            "chain_method": info["chain_method"], "medians": summary["q50"].to_dict()}
 
 
 def main() -> int:
@@ -209,6 +212,8 @@ def main() -> int:
     parser.add_argument("--stan-python", default=os.environ.get("STAN_PYTHON", str(ROOT / ".stanvenv/bin/python")))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-stan", action="store_true", help="poppk only (reuse nothing: no ratio)")
+    parser.add_argument("--poppk-runs", type=int, choices=[1, 2], default=2,
+                        help="1: poppk with an empty cache only; 2: then again with the cache it filled")
     parser.add_argument("--gradient-only", action="store_true", help="only the cost of one gradient, each tool")
     args = parser.parse_args()
     if args.gradient_only:
@@ -221,7 +226,7 @@ def main() -> int:
         if not args.skip_stan:
             rows.append(run_stan(args.case, args.stan_python, args.chains, args.stan_warmup or args.warmup,
                                  args.stan_samples or args.samples, args.seed, work))
-        for label in ("cold cache", "warm cache"):
+        for label in ("cold cache", "warm cache")[: args.poppk_runs]:
             rows.append(run_poppk(args.case, args.chains, args.warmup, args.samples, args.seed, work, label))
     table = pd.DataFrame(rows)
     table["ess_per_s"] = table["min_ess_bulk"] / table["ess_time_s"]
@@ -230,7 +235,8 @@ def main() -> int:
         table["ratio_vs_stan"] = table["ess_per_s"] / table["ess_per_s"].iloc[0]
     table["command"] = "benchmarks/stan_vs_poppk.py " + " ".join(sys.argv[1:])
     table["date"] = time.strftime("%Y-%m-%d")
-    cols = ["case", "tool", "compile_s", "run_s", "min_ess_bulk", "worst", "ess_per_s", "steps_per_iter",
+    table["device"] = table["device"].fillna("cpu")  # Stan's row: always the CPU
+    cols = ["case", "tool", "device", "compile_s", "run_s", "min_ess_bulk", "worst", "ess_per_s", "steps_per_iter",
             "divergences"] + ([] if args.skip_stan else ["ratio_vs_stan"])
     with pd.option_context("display.width", 200):
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
@@ -238,7 +244,11 @@ def main() -> int:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     path = results / "stan_vs_poppk.csv"
-    table.drop(columns=["medians"]).to_csv(path, mode="a", header=not path.exists(), index=False)
+    table = table.drop(columns=["medians"])
+    if path.exists():  # earlier rows kept; rows from before the device column was added all ran on the CPU
+        table = pd.concat([pd.read_csv(path), table], ignore_index=True)
+        table["device"] = table["device"].fillna("cpu")
+    table.to_csv(path, index=False)
     print(f"appended to {path}")
     return 0
 

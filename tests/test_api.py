@@ -91,3 +91,25 @@ def test_cache_command_reports_and_clears(tmp_path, cli):
     assert [f.name for f in cache.iterdir() if not f.name.startswith(".")] == ["notes.txt"]
     res = cli("cache", env={"POPPK_CACHE_DIR": "off"})
     assert res.returncode == 0 and "off" in res.stdout
+
+
+def test_chain_method_follows_the_devices(monkeypatch):
+    # NumPyro's three ways of running chains (numpyro.infer.MCMC's chain_method): one device per chain,
+    # else batched on an accelerator, else one after the other on a CPU (rule in poppk._config.chain_method).
+    import jax
+
+    from poppk._config import chain_method
+
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert (chain_method(1), chain_method(4)) == ("parallel", "sequential")
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert chain_method(4) == "vectorized"
+    monkeypatch.setattr(jax, "local_device_count", lambda: 4)
+    assert chain_method(4) == "parallel"
+
+
+def test_python_dash_m_poppk_is_the_command():
+    # `python -m poppk` (what a benchmark runs where no console script is installed) = `poppk`.
+    res = subprocess.run([sys.executable, "-m", "poppk", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "usage: poppk" in res.stdout, res.stderr

@@ -97,6 +97,18 @@ def _prune(path: Path, max_bytes: int, every_s: float = PRUNE_EVERY_S) -> None:
         pass  # a cache that cannot be pruned is still a cache
 
 
+def chain_method(chains: int) -> str:
+    """How NumPyro runs ``chains`` chains: ``parallel`` (one device each: CPU devices from
+    :func:`set_host_devices`, or several GPUs), else ``vectorized`` on an accelerator (the chains
+    batched into one program on the one GPU: it is idle between a single chain's small kernels), else
+    ``sequential`` (one CPU device: vectorized chains would all wait for the longest trajectory)."""
+    import jax
+
+    if chains <= 1 or jax.local_device_count() >= chains:
+        return "parallel"
+    return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+
+
 def set_host_devices(n: int) -> None:
     """Ask XLA for ``n`` CPU devices so that ``n`` chains run in parallel.
 

@@ -274,14 +274,14 @@ def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logisti
     and outcomes ``y`` (0/1, or grades for ``ordinal``): posterior draws and diagnostics."""
     from numpyro.infer import MCMC, NUTS
 
-    from ._config import configure_jax
+    from ._config import chain_method, configure_jax
 
     configure_jax()
     logx = np.asarray(logx, float)
     if logx.ndim == 1:
         logx = logx[:, None]
     n_levels = int(np.max(y)) + 1
-    method = "parallel" if jax.local_device_count() >= chains else "sequential"
+    method = chain_method(chains)
     model_fn = functools.partial(_er_model, n_levels=n_levels, ordinal=model == "ordinal")
     mcmc = MCMC(NUTS(model_fn), num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)

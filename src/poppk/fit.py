@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._config import check_interrupted, configure_jax
+from ._config import chain_method, check_interrupted, configure_jax
 from ._draws import CHUNK, SAMPLE_STATS, _constrain_draws, _to_tree, flat_potential
 from ._fitsummary import convergence, individual_table, shrinkage, summarise
 from .data import PKDataset
@@ -262,7 +262,7 @@ def fit(
     chains, warmup, samples : int
         Chains run in parallel when JAX has as many devices (on CPU call
         :func:`poppk.set_host_devices` before anything else; the CLI does),
-        otherwise one after the other.
+        batched into one program on a single GPU, otherwise one after the other.
     seed : int
         Same data, spec and seed give the same draws on the same machine.
     target_accept : float
@@ -317,7 +317,7 @@ def fit(
     built = build_model(spec, data, parameterization=pilot.choice if pilot else parameterization)
     rng = np.random.default_rng(seed)
     init = _initial_params(built, chains, rng)
-    method = "parallel" if jax.local_device_count() >= chains else "sequential"
+    method = chain_method(chains)
     options = dict(target_accept_prob=target_accept, max_tree_depth=max_tree_depth)
     warm, metric = None, {"dense_mass": dense_mass}
     stage1, warm_seconds = 0, 0.0
@@ -362,7 +362,8 @@ def fit(
         "max_tree_depth": max_tree_depth, "dense_mass": metric["dense_mass"],
         "warm_start": warm.reason if warm else "off", "warm_start_stage1": stage1,
         "warm_start_seconds": round(warm.seconds if warm and not stage1 else warm_seconds, 2),  # mode + stage 1
-        "chain_method": method, "devices": jax.local_device_count(), "parameterization": built.parameterization,
+        "chain_method": method, "devices": jax.local_device_count(),
+        "device": jax.devices()[0].device_kind, "parameterization": built.parameterization,
         "centered": list(built.centred),
         "pilot": None if pilot is None else {"reason": pilot.reason, "expected_shrinkage": pilot.shrinkage,
                                              "seconds": round(pilot.seconds, 2)},

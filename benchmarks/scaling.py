@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python benchmarks/scaling.py [--repeats 10] [--models oral1cmt]   (about 10 minutes on 2 cores,
      1 for the closed form alone; not part of CI)
+     .venv/bin/python benchmarks/scaling.py --fits [--sizes 1 4 16]   (whole fits; 8 minutes on 2 cores)
 
 * Patients: the bundled trial (24 patients, 54 doses and 26 samples each) replicated 1, 4, 16 and 64
   times (24 ... 1,536 patients; each copy a new ID).
@@ -13,9 +14,12 @@ For each: the log density of the shipped spec (``oral1cmt``: closed form; ``oral
 steps between events) built by poppk as ``poppk.fit`` builds it (IIV centring by ``build_model``'s
 sample-count rule: the fit's pilot is not run here), its gradient jitted with ``jax.grad``;
 seconds to compile and seconds per gradient (median of ``--repeats`` calls). Writes
-``benchmarks/results/scaling.csv`` and ``benchmarks/results/scaling.png``. Time per effective sample is
-not measured here (a fit per size would take hours on this machine); the gradients per second a sampler
-needs follow from the steps per iteration in ``poppk fit``'s output.
+``benchmarks/results/scaling.csv`` and ``benchmarks/results/scaling.png``. With ``--fits``: whole
+``poppk.fit`` calls of the linear model at ``--sizes`` copies of the trial (4 x (500 + 500) by default),
+seconds per effective sample (minimum bulk ESS over population parameters), appended to
+``benchmarks/results/scaling_fits.csv`` -- on 2 CPU cores a fit of 384 patients took 400 s, on an
+H200 70 s (``benchmarks/gpu.sh``). Rows are labelled with the device (JAX's device kind), so a
+GPU's rows sit beside the CPU's.
 """
 
 from __future__ import annotations
@@ -86,14 +90,59 @@ def time_gradient(frame: pd.DataFrame, model: str, repeats: int) -> dict:
             "compile_s": round(compile_s, 2), "s_per_gradient": float(np.median(times))}
 
 
+def time_fit(k: int, chains: int, warmup: int, samples: int) -> dict:
+    """One whole ``poppk.fit`` of the linear model on ``k`` copies of the trial."""
+    data = poppk.from_frame(replicated_trial(k), dose_unit="mg", conc_unit="ng/mL")
+    t = time.perf_counter()
+    f = poppk.fit(data, "oral1cmt", chains=chains, warmup=warmup, samples=samples, seed=1, progress=False)
+    seconds = time.perf_counter() - t
+    d = f.diagnostics()
+    return {"model": "oral1cmt", "patients": data.n_subjects, "observations": data.n_observations,
+            "chains": chains, "warmup": warmup, "samples": samples, "chain_method": f.info["chain_method"],
+            "seconds": round(seconds, 1), "sampling_seconds": f.info["sampling_seconds"],
+            "min_ess_bulk": round(d["min_ess_bulk"]), "s_per_ess": seconds / d["min_ess_bulk"],
+            "steps_per_iter": round(d["mean_num_steps"], 1), "divergences": d["divergences"],
+            "max_r_hat": round(d["max_r_hat"], 3)}
+
+
+def main_fits(args) -> int:
+    """Seconds per effective sample against patients; the CSV is rewritten after every fit."""
+    device = jax.devices()[0].device_kind
+    command = (f"benchmarks/scaling.py --fits --sizes {' '.join(map(str, args.sizes))} --chains {args.chains} "
+               f"--warmup {args.warmup} --samples {args.samples}")
+    path = OUT / "scaling_fits.csv"
+    kept = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    rows = []
+    for k in args.sizes:
+        rows.append({**time_fit(k, args.chains, args.warmup, args.samples), "device": device, "command": command,
+                     "date": datetime.date.today().isoformat()})
+        print(rows[-1], flush=True)
+        pd.concat([kept, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+        jax.clear_caches()
+    with pd.option_context("display.width", 200):
+        print(pd.DataFrame(rows).drop(columns=["command", "date"]).to_string(index=False))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
                         help="re-measure only these; the other models' rows, and rows from other devices (a GPU's "
                              "beside the CPU's), stay in the CSV with their dates")
+    parser.add_argument("--fits", action="store_true",
+                        help="instead: whole fits of the linear model at --sizes copies of the trial, seconds per "
+                             "effective sample (appended to results/scaling_fits.csv)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16], help="with --fits: copies of the trial")
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=500)
     args = parser.parse_args()
+    if args.fits:  # chains in parallel on CPU cores, as the poppk command runs them (no effect on a GPU)
+        poppk.set_host_devices(args.chains)
     poppk._config.configure_jax()
+    if args.fits:
+        return main_fits(args)
     rows = []
     for model in args.models:
         for k in (1, 4, 16, 64):

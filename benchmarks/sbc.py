@@ -214,7 +214,9 @@ def truth_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataF
             quantile = np.searchsorted(np.sort([p[name] for p in prior]), ranks[f"true_{name}"]) / draws
             stratum = np.minimum((quantile * 5).astype(int), 4)
             counts = np.bincount(stratum, minlength=5)
-            weight = 0.2 / counts[stratum]
+            # Each prior fifth weighted equally; a fifth with no truth cannot be estimated, so the weights are
+            # spread over the fifths that have some (always all five in the committed runs).
+            weight = 1 / (np.count_nonzero(counts) * counts[stratum])
             row = {"model_design": path.name[: -len("_ranks.csv")], "parameter": name, "replications": len(ranks),
                    "truths_ks_p": float(stats.kstest(quantile, "uniform").pvalue),
                    **{f"truths_in_quintile{k + 1}": int(c) for k, c in enumerate(counts)}}

@@ -11,6 +11,9 @@ Run:  .venv/bin/python benchmarks/sbc.py --model oral1cmt --design rich --reps 1
                                    (the simulator's prior against NUTS on the model without its data)
       .venv/bin/python benchmarks/sbc.py --model oral1cmt_mm --truth-check --out benchmarks/results/sbc_mm
                                    (are the replications' truths a fair sample of the prior?)
+      .venv/bin/python benchmarks/sbc.py --pool benchmarks/results/sbc_mm benchmarks/results/sbc_mm_seed7 \
+          --out benchmarks/results/sbc_pooled            (runs with other seeds pooled: summary, plots;
+                                                          with --model M --truth-check, M's truth check)
 Not part of CI (on 2 cores about 10 s per replication for the closed-form model, 60-120 s for the
 Michaelis-Menten ODE). A run stopped part-way resumes where it stopped (the rank file is rewritten after
 every replication, each drawn from its own seed).
@@ -38,6 +41,10 @@ in each prior quintile, and the coverage post-stratified by those quintiles (eac
 which estimates the coverage over the prior whatever the particular truths were
 (``OUT/MODEL_truths.csv``). Ranks of truths near the edge of the prior's support are low or high
 by construction, so an unusual run of such truths skews the histogram without any fault in the fit.
+
+``--pool DIR [DIR ...]`` reads the rank files from those folders instead of OUT, pooling the files of the
+same model and design (replications drawn with different seeds are independent), and writes the summary,
+plots and truth check of the pooled replications to OUT.
 
 Writes ``OUT/MODEL_DESIGN_ranks.csv`` (one row per replication: ranks, coverage flags, diagnostics),
 ``OUT/sbc_summary.csv`` (per parameter: chi-square uniformity p-value, coverage with its Monte Carlo
@@ -200,16 +207,26 @@ def prior_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataF
     return table
 
 
-def truth_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataFrame:
-    """Per rank file of ``model`` in ``out``: are its truths a fair sample of the prior, and the coverage
-    post-stratified by the truth's prior quintile."""
+def rank_files(folders: list[Path], prefix: str = "") -> dict[str, pd.DataFrame]:
+    """The rank files ``PREFIX*_ranks.csv`` in ``folders`` by label (``MODEL_DESIGN``); files of the same
+    label in several folders (runs with different seeds) are concatenated."""
+    found: dict[str, list[pd.DataFrame]] = {}
+    for folder in folders:
+        for path in sorted(folder.glob(f"{prefix}*_ranks.csv")):
+            found.setdefault(path.name[: -len("_ranks.csv")], []).append(pd.read_csv(path))
+    return {label: pd.concat(frames, ignore_index=True) for label, frames in sorted(found.items())}
+
+
+def truth_check(model: str, out: Path, seed: int, draws: int = 4000, folders: list[Path] | None = None
+                ) -> pd.DataFrame:
+    """Per rank file of ``model`` in ``folders`` (default: ``out``): are its truths a fair sample of the
+    prior, and the coverage post-stratified by the truth's prior quintile."""
     from scipy import stats
 
     spec = poppk.load_spec(model)
     prior = [draw_prior(spec, np.random.default_rng([seed, 3 * 10**6, i])) for i in range(draws)]
     rows = []
-    for path in sorted(out.glob(f"{spec.name}_*_ranks.csv")):
-        ranks = pd.read_csv(path)
+    for label, ranks in rank_files(folders or [out], f"{spec.name}_").items():
         for name in [c[5:] for c in ranks.columns if c.startswith("rank_")]:
             quantile = np.searchsorted(np.sort([p[name] for p in prior]), ranks[f"true_{name}"]) / draws
             stratum = np.minimum((quantile * 5).astype(int), 4)
@@ -217,7 +234,7 @@ def truth_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataF
             # Each prior fifth weighted equally; a fifth with no truth cannot be estimated, so the weights are
             # spread over the fifths that have some (always all five in the committed runs).
             weight = 1 / (np.count_nonzero(counts) * counts[stratum])
-            row = {"model_design": path.name[: -len("_ranks.csv")], "parameter": name, "replications": len(ranks),
+            row = {"model_design": label, "parameter": name, "replications": len(ranks),
                    "truths_ks_p": float(stats.kstest(quantile, "uniform").pvalue),
                    **{f"truths_in_quintile{k + 1}": int(c) for k, c in enumerate(counts)}}
             for level in (50, 90):
@@ -232,7 +249,9 @@ def truth_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataF
     return table
 
 
-def summarise(out: Path) -> pd.DataFrame:
+def summarise(out: Path, folders: list[Path] | None = None) -> pd.DataFrame:
+    """Uniformity tests, coverage and rank histograms of the rank files in ``folders`` (default: ``out``),
+    written to ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -240,9 +259,7 @@ def summarise(out: Path) -> pd.DataFrame:
     from scipy import stats
 
     rows = []
-    for path in sorted(out.glob("*_ranks.csv")):
-        ranks = pd.read_csv(path)
-        label = path.name[: -len("_ranks.csv")]
+    for label, ranks in rank_files(folders or [out]).items():
         names = [c[5:] for c in ranks.columns if c.startswith("rank_")]
         n = len(ranks)
         fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False)
@@ -288,8 +305,17 @@ def main() -> int:
     parser.add_argument("--summarise", metavar="DIR", help="only summarise the rank files in DIR")
     parser.add_argument("--prior-check", action="store_true", help="only compare draw_prior with NUTS on the prior")
     parser.add_argument("--truth-check", action="store_true", help="only check the truths in OUT against the prior")
+    parser.add_argument("--pool", nargs="+", metavar="DIR",
+                        help="summarise (or --truth-check) the rank files of these folders pooled, into --out")
     args = parser.parse_args()
-    if args.prior_check:
+    if args.pool:
+        out, folders = Path(args.out), [Path(d) for d in args.pool]
+        if out.resolve() in {d.resolve() for d in folders}:
+            parser.error("--pool writes its summary to --out, which must not be one of the pooled folders")
+        out.mkdir(parents=True, exist_ok=True)
+        table = (truth_check(args.model, out, args.seed, folders=folders) if args.truth_check
+                 else summarise(out, folders))
+    elif args.prior_check:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table = prior_check(args.model, out, args.seed)

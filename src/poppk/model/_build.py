@@ -220,7 +220,7 @@ def sigma_prior(scale: float, sd_log: float | None):
 
 # Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
 # dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
-_predict_jit = jax.jit(predict_subjects)
+_predict_jit = jax.jit(predict_subjects, static_argnames="forward")
 
 
 def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, record_pred: bool = False) -> BuiltModel:
@@ -317,7 +317,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
                 numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind["KA"] / k_i)).sum())
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
-        pred = _predict_jit(kernel, ind, doses, sampling)
+        pred = _predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities)
         if record_pred:
             numpyro.deterministic("CONC", pred)
         sig = {s: numpyro.sample(s, sigma_prior(sigma_scales[s], spec.error.sd_log(s))) for s in spec.error.sigmas}

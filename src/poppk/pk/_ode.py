@@ -13,6 +13,7 @@ the pre-dose amounts, and differentiated implicitly.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -129,6 +130,8 @@ def _event_order(each: Doses, steady: Doses, sampling: Sampling, fill: Sampling 
 
 class AbstractODEModel(AbstractPKModel):
     """A model given by its right-hand side on (depot, central) amounts."""
+
+    forward_sensitivities: ClassVar[bool] = True
 
     rtol: float = eqx.field(static=True, default=1e-7)
     #: Absolute tolerance as a fraction of the largest dose amount.
@@ -261,8 +264,10 @@ class AbstractODEModel(AbstractPKModel):
         n_dose, n_ss, n_obs = each.time.shape[0], steady.time.shape[0], sampling.time.shape[0]
         n_fill = fill.time.shape[0]
         if n_ss:
+            # Padded SS slots get a dose of 1 every 1 h: with amount 0 the fixed point's tolerance is 0, it
+            # fails, and its NaN (unused) still turned reverse-mode derivatives NaN through the selection.
             ss_states = jax.vmap(lambda a, c, i: self._steady_state(params, a, c, i, f1, tlag))(
-                steady.amt, steady.cmt, jnp.where(steady.mask, steady.ii, 1.0)
+                jnp.where(steady.mask, steady.amt, 1.0), steady.cmt, jnp.where(steady.mask, steady.ii, 1.0)
             )
         else:
             ss_states = jnp.zeros((1, 2))

@@ -121,3 +121,34 @@ def test_block_iiv_and_covariates_build_and_sample():
     names = set(f.summary().parameter)
     assert {"CL_WT", "V_HEAVY_1", "omega_CL"} <= names
     assert "L_corr" in f.tree["posterior"]
+
+
+def test_ode_model_gradient_by_forward_sensitivities_is_the_reverse_mode_one_and_batches_over_chains():
+    """The fitted Michaelis-Menten model differentiates its ODE by forward sensitivities (``pk._base``).
+    Reference: JAX's reverse mode through the same solver. Batched over chains (``vmap``, how chains run
+    on a GPU) each chain's gradient is its own."""
+    import jax
+    import jax.numpy as jnp
+
+    from poppk._warmstart import _potential
+    from poppk.fit import _initial_params
+    from poppk.pk import AbstractODEModel
+
+    data = poppk.datasets.load("lxi15029")
+    built = build_model(load_spec("oral1cmt_mm"), data, parameterization="noncentered")
+    assert built.kernel.forward_sensitivities
+    z = _initial_params(built, 2, np.random.default_rng(0))
+    z = jax.tree_util.tree_map(lambda v: v + 0.05 * jnp.arange(2.0).reshape((2,) + (1,) * (v.ndim - 1)), z)
+    pot = _potential(built)
+    batched = jax.jit(jax.vmap(jax.grad(pot)))(z)
+    second = jax.tree_util.tree_map(lambda v: v[1], z)
+    one = jax.jit(jax.grad(pot))(second)
+    try:
+        AbstractODEModel.forward_sensitivities = False
+        reverse = jax.jit(jax.grad(_potential(built)))(second)
+    finally:
+        AbstractODEModel.forward_sensitivities = True
+    for k in one:
+        assert np.isfinite(np.asarray(one[k])).all()
+        np.testing.assert_allclose(np.asarray(batched[k][1]), np.asarray(one[k]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(one[k]), np.asarray(reverse[k]), rtol=1e-9, atol=1e-9)

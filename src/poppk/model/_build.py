@@ -140,7 +140,7 @@ def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
             rows = (np.asarray(data.row)[before] + 1).tolist()
             raise ModelSpecError(
                 f"{len(rows)} fitted record(s) come before any dose (rows {rows[:10]}): their prediction is 0, "
-                f"which a {spec.error.model} error cannot fit; set MDV=1 on them or use an additive or combined error")
+                f"which the {spec.error.model} error model cannot fit; set MDV=1 on them or use an additive or combined error")
     if spec.error.model == "exponential":
         dv = np.asarray(data.dv)
         bad = used & ~(dv > 0)

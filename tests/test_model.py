@@ -123,7 +123,7 @@ def test_block_iiv_and_covariates_build_and_sample():
     assert "L_corr" in f.tree["posterior"]
 
 
-def test_ode_model_gradient_by_forward_sensitivities_is_the_reverse_mode_one_and_batches_over_chains():
+def test_ode_model_gradient_by_forward_sensitivities_is_the_reverse_mode_one_and_batches_over_chains(monkeypatch):
     """The fitted Michaelis-Menten model differentiates its ODE by forward sensitivities (``pk._base``).
     Reference: JAX's reverse mode through the same solver. Batched over chains (``vmap``, how chains run
     on a GPU) each chain's gradient is its own."""
@@ -143,11 +143,8 @@ def test_ode_model_gradient_by_forward_sensitivities_is_the_reverse_mode_one_and
     batched = jax.jit(jax.vmap(jax.grad(pot)))(z)
     second = jax.tree_util.tree_map(lambda v: v[1], z)
     one = jax.jit(jax.grad(pot))(second)
-    try:
-        AbstractODEModel.forward_sensitivities = False
-        reverse = jax.jit(jax.grad(_potential(built)))(second)
-    finally:
-        AbstractODEModel.forward_sensitivities = True
+    monkeypatch.setattr(AbstractODEModel, "forward_sensitivities", False)
+    reverse = jax.jit(jax.grad(_potential(built)))(second)
     for k in one:
         assert np.isfinite(np.asarray(one[k])).all()
         np.testing.assert_allclose(np.asarray(batched[k][1]), np.asarray(one[k]), rtol=1e-12, atol=1e-12)

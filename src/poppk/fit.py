@@ -286,9 +286,10 @@ def fit(
         re-estimated from those draws (step size adapted throughout). Falls back to NumPyro's
         ordinary warmup, saying why in ``info["warm_start"]``, when the mode is degenerate or
         ``warmup < 100``. Measured on the bundled trial (4 chains x (500 + 500), 2 cores): the
-        Michaelis-Menten fit took 783 s with it (17 leapfrog steps per iteration; 891 s and 18 steps
-        with the current ODE step, in ``poppk demo``) and 1,801 s with NumPyro's own dense
-        adaptation from the same start; the closed-form linear model gains
+        Michaelis-Menten fit takes 414 s with it (18.7 leapfrog steps per iteration, 164 s of them
+        the warm start; ``benchmarks/fit_mm.py``, 2026-11-30) and took 1,801 s with NumPyro's own
+        dense adaptation from the same start (measured with an older, reverse-mode ODE gradient
+        about 1.8 times as costly); the closed-form linear model gains
         nothing (its fixed costs outweigh cheaper trajectories), hence the default.
 
     Examples

@@ -86,18 +86,19 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     params = model.complete(params)
     n = sampling.time.shape[0]
     params = {k: jnp.broadcast_to(jnp.asarray(v, dtype=float), (n,)) for k, v in params.items()}
-    if forward:
-        return _forward_sensitivities(model, params, doses, sampling)
+    return (_forward_sensitivities if forward else _all_subjects)(model, params, doses, sampling)
+
+
+def _all_subjects(model, params, doses, sampling):
     return jax.vmap(model.concentrations)(params, doses, sampling)
 
 
-@jax.custom_vjp
-def _forward_sensitivities(model, params, doses, sampling):
-    return jax.vmap(model.concentrations)(params, doses, sampling)
+#: ``_all_subjects`` whose reverse-mode derivative comes from forward sensitivities (see predict_subjects).
+_forward_sensitivities = jax.custom_vjp(_all_subjects)
 
 
 def _forward_sensitivities_fwd(model, params, doses, sampling):
-    run = lambda p: jax.vmap(model.concentrations)(p, doses, sampling)  # noqa: E731
+    run = lambda p: _all_subjects(model, p, doses, sampling)  # noqa: E731
     names = list(params)
     # Tangent k: parameter k moved by 1 in every subject at once; as each subject's predictions depend on
     # its own parameters only, the JVP gives every subject's derivative in parameter k.

@@ -48,7 +48,8 @@ plots and truth check of the pooled replications to OUT.
 
 Writes ``OUT/MODEL_DESIGN_ranks.csv`` (one row per replication: ranks, coverage flags, diagnostics),
 ``OUT/sbc_summary.csv`` (per parameter: chi-square uniformity p-value, coverage with its Monte Carlo
-SE and exact binomial p-value, and all of a run's p-values adjusted together by Holm: ``*_holm``) and ``OUT/MODEL_DESIGN_ranks.png`` (rank histograms with the 99% band of a uniform histogram).
+SE and exact binomial p-value, and all of a run's p-values adjusted together by Holm: ``*_holm``) and
+``OUT/MODEL_DESIGN_ranks.png`` (rank histograms with the 99% band of a uniform histogram).
 """
 
 from __future__ import annotations

@@ -67,15 +67,17 @@ def laplace(posterior, init: dict) -> tuple[np.ndarray, np.ndarray, int]:
     module = httpstan.models.import_services_extension_module(posterior.model_name)
     data = posterior.data
 
+    def grad(x):  # of minus the log density
+        return -np.asarray(module.log_prob_grad(data, list(map(float, x)), True))
+
     def fun(x):
-        x = list(map(float, x))
         try:
-            value, grad = module.log_prob(data, x, True), np.asarray(module.log_prob_grad(data, x, True))
+            value, g = module.log_prob(data, list(map(float, x)), True), grad(x)
         except RuntimeError:
             return np.inf, np.zeros(len(x))
-        if not (np.isfinite(value) and np.isfinite(grad).all()):
+        if not (np.isfinite(value) and np.isfinite(g).all()):
             return np.inf, np.zeros(len(x))
-        return -value, -grad
+        return -value, g
 
     x0 = np.asarray(posterior.unconstrain_pars(init), float)
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": 3000, "maxfun": 6000})
@@ -85,7 +87,7 @@ def laplace(posterior, init: dict) -> tuple[np.ndarray, np.ndarray, int]:
     for i in range(n):
         e = np.zeros(n)
         e[i] = h[i]
-        hess[:, i] = (fun(mode + e)[1] - fun(mode - e)[1]) / (2 * h[i])
+        hess[:, i] = (grad(mode + e) - grad(mode - e)) / (2 * h[i])  # the gradient only: no log density
     asym = np.abs(hess - hess.T).max() / np.abs(hess).max()
     print(f"stan: Hessian asymmetry (a measure of its noise) {asym:.2g}", flush=True)
     w, vecs = np.linalg.eigh(0.5 * (hess + hess.T))

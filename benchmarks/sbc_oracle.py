@@ -1,6 +1,7 @@
 """Is an SBC run's coverage of a typical value the fit's, or its truths'? An oracle answers.
 
-Run:  .venv/bin/python benchmarks/sbc_oracle.py --parameter V       (about 1 minute; not part of CI)
+Run:  .venv/bin/python benchmarks/sbc_oracle.py --parameter V       (about 2 minutes; not part of CI)
+      .venv/bin/python benchmarks/sbc_oracle.py --parameter omega_V (the same for V's IIV SD)
 
 For a parameter P with IIV, rich data pin each subject's P_i down; the typical value is then informed
 through the 12 subjects' P_i alone. The oracle is the exact posterior of log P_typical given the
@@ -11,7 +12,7 @@ run named below it reports the fit's 90% coverage of P, the oracle's on the same
 replications each misses; and the oracle's coverage on 2,000 fresh draws of the prior per model.
 If the oracle misses the same replications as often as the fits, the fits are right given their data
 and the shortfall lies in the truths that were drawn; if the oracle covers 0.90 on fresh draws, those
-truths were an unusual sample. Writes ``benchmarks/results/sbc_oracle_P.csv``.
+truths were an unusual sample. Writes ``benchmarks/results/sbc_oracle_PARAMETER.csv``.
 """
 
 from __future__ import annotations
@@ -35,18 +36,20 @@ RUNS = [("sbc_lognormal_sigma", "oral1cmt", "rich", 20181103), ("sbc_lognormal_s
 
 
 def oracle_covers(log_ind: np.ndarray, true_log: float, median: float, sd_log: float, omega_scale: float,
-                  level: float = 0.90) -> bool:
-    """Does the oracle's central ``level`` interval of log P_typical contain ``true_log``?"""
+                  level: float = 0.90, true_omega: float | None = None) -> bool:
+    """Does the oracle's central ``level`` interval of log P_typical contain ``true_log`` (or, given
+    ``true_omega``, its interval of omega contain that)?"""
     mu = np.linspace(np.log(median) - 6 * sd_log, np.log(median) + 6 * sd_log, 2401)
     om = np.linspace(1e-3, 6 * omega_scale, 1000)
     n, m = log_ind.size, log_ind.mean()
     ss = float(((log_ind - m) ** 2).sum())
     lp = (stats.norm.logpdf(mu, np.log(median), sd_log)[:, None] + stats.halfnorm.logpdf(om, scale=omega_scale)[None, :]
           - n * np.log(om)[None, :] - (ss + n * (mu[:, None] - m) ** 2) / (2 * om[None, :] ** 2))
-    post = np.exp(lp - lp.max()).sum(axis=1)
+    density = np.exp(lp - lp.max())
+    post, grid, truth = (density.sum(axis=1), mu, true_log) if true_omega is None else (density.sum(axis=0), om, true_omega)
     cdf = np.cumsum(post) / post.sum()
-    lo, hi = np.interp([(1 - level) / 2, (1 + level) / 2], cdf, mu)
-    return bool(lo <= true_log <= hi)
+    lo, hi = np.interp([(1 - level) / 2, (1 + level) / 2], cdf, grid)
+    return bool(lo <= truth <= hi)
 
 
 def main() -> int:
@@ -54,7 +57,8 @@ def main() -> int:
     parser.add_argument("--parameter", default="V")
     parser.add_argument("--fresh", type=int, default=2000, help="fresh prior draws per model")
     args = parser.parse_args()
-    name = args.parameter
+    name = args.parameter.removeprefix("omega_")  # omega_P: the oracle's interval of P's omega instead
+    target = args.parameter
     rows = []
     for folder, model, design, seed in RUNS:
         spec = poppk.load_spec(model)
@@ -63,11 +67,11 @@ def main() -> int:
 
         def covers(truth):
             return oracle_covers(np.log(truth["_ind"][name]), np.log(truth[name]), prior.median, prior.sd_log,
-                                 omega_scale)
+                                 omega_scale, true_omega=truth[target] if target != name else None)
 
         ranks = pd.read_csv(HERE / "results" / folder / f"{spec.name}_{design}_ranks.csv")
         oracle = np.array([covers(draw_prior(spec, np.random.default_rng([seed, r]))) for r in ranks["rep"]])
-        fit = ranks[f"in90_{name}"].to_numpy(bool)
+        fit = ranks[f"in90_{target}"].to_numpy(bool)
         rows.append({"run": f"{folder} {design}", "replications": len(fit), "fit_coverage90": fit.mean(),
                      "oracle_coverage90": oracle.mean(), "both_miss": int((~fit & ~oracle).sum()),
                      "fit_only_miss": int((~fit & oracle).sum()), "oracle_only_miss": int((fit & ~oracle).sum())})
@@ -75,12 +79,13 @@ def main() -> int:
         spec = poppk.load_spec(model)
         prior = next(p.prior for p in spec.parameters if p.name == name)
         omega_scale = dict(zip(spec.iiv.parameters, spec.iiv.omega))[name]
-        hits = [oracle_covers(np.log(t["_ind"][name]), np.log(t[name]), prior.median, prior.sd_log, omega_scale)
+        hits = [oracle_covers(np.log(t["_ind"][name]), np.log(t[name]), prior.median, prior.sd_log, omega_scale,
+                              true_omega=t[target] if target != name else None)
                 for t in (draw_prior(spec, np.random.default_rng([99, i])) for i in range(args.fresh))]
         rows.append({"run": f"{model}: fresh prior draws", "replications": args.fresh,
                      "oracle_coverage90": float(np.mean(hits))})
     table = pd.DataFrame(rows)
-    table.to_csv(HERE / "results" / f"sbc_oracle_{name}.csv", index=False)
+    table.to_csv(HERE / "results" / f"sbc_oracle_{target}.csv", index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

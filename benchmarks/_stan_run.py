@@ -13,8 +13,8 @@ Hessian), which is what a dense metric equal to the Laplace covariance does (HMC
 when the metric moves with the coordinates; PyStan offers only the diagonal metric, so the program is
 rewritten instead: :func:`whiten`). Chains start at ``z ~ N(0, I)``, draws from the Laplace
 approximation, as poppk's do; Stan's own warmup then adapts the step size and a diagonal metric on z.
-On the bundled trial (Michaelis-Menten) that was still too slow to finish 4 x (150 + 150) in a session
-(README, "Against Stan").
+On the bundled trial (Michaelis-Menten) 4 x (100 + 100) took 6,232 s this way on 2 cores (README,
+"Against Stan"); 4 x (150 + 150) did not finish in a session.
 """
 
 import json

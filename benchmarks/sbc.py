@@ -62,6 +62,7 @@ a replication's R-hat above 1.01 is not by itself a failure to converge; the cou
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -215,6 +216,10 @@ def prior_check(model: str, out: Path, seed: int, draws: int = 4000) -> pd.DataF
     return table
 
 
+R_HAT_ESS = np.array([25, 40, 60, 80, 100, 130, 160, 200, 250, 320, 400, 500, 650, 800, 1000])
+
+
+@functools.cache  # deterministic (its own seed), and about 10 s: once per chains x draws and process
 def r_hat_reference(chains: int, draws: int, sims: int = 400, seed: int = 0) -> dict[int, np.ndarray]:
     """What R-hat a fit of ``chains`` x ``draws`` shows when its chains mix exactly as well as its ESS says
     and disagree no more than that: for each bulk ESS in ``R_HAT_ESS``, ``sims`` values of poppk's
@@ -244,17 +249,13 @@ def r_hat_expected(ranks: pd.DataFrame, threshold: float, params: int) -> tuple[
     draws = ranks["draws"].fillna(500) if "draws" in ranks else pd.Series(500, index=ranks.index)  # runs: 2 x 500
     lo = hi = 0.0
     for (c, d), group in ranks.groupby([chains.astype(int), draws.astype(int)]):
-        reference = _R_HAT_CACHE.setdefault((c, d), r_hat_reference(c, d))
+        reference = r_hat_reference(c, d)
         p_one = np.array([(reference[int(e)] > threshold).mean() for e in R_HAT_ESS])
         ess = np.clip(group["min_ess_bulk"].to_numpy(float), R_HAT_ESS[0], R_HAT_ESS[-1])
         p = np.interp(np.log(ess), np.log(R_HAT_ESS), p_one)
         lo += float(p.sum())
         hi += float((1 - (1 - p) ** params).sum())
     return lo, hi
-
-
-R_HAT_ESS = np.array([25, 40, 60, 80, 100, 130, 160, 200, 250, 320, 400, 500, 650, 800, 1000])
-_R_HAT_CACHE: dict[tuple[int, int], dict[int, np.ndarray]] = {}
 
 
 def rank_files(folders: list[Path], prefix: str = "") -> dict[str, pd.DataFrame]:

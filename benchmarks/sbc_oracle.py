@@ -40,7 +40,8 @@ def oracle_covers(log_ind: np.ndarray, true_log: float, median: float, sd_log: f
     """Does the oracle's central ``level`` interval of log P_typical contain ``true_log`` (or, given
     ``true_omega``, its interval of omega contain that)?"""
     n, m = log_ind.size, log_ind.mean()
-    # The posterior of mu lies within 5 of the subjects' mean (omega <= 6 x 0.5 on the grid: SE <= 0.9);
+    # The posterior of mu lies within 5 of the subjects' mean for the shipped omega scale 0.5 (omega <= 3 on
+    # the grid: SE <= 0.9 with 12 subjects);
     # a step of 0.002 resolves the narrowest intervals (omega 0.05: 90% interval about 0.05 wide).
     mu = m + np.linspace(-5.0, 5.0, 5001)
     om = np.linspace(1e-3, 6 * omega_scale, 1500)

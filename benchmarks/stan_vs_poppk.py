@@ -4,8 +4,8 @@ Run (not part of CI; the full set takes hours on 2 cores, mostly Stan):
     python3 -m venv .stanvenv && .stanvenv/bin/pip install pystan scipy  # once: Stan's own build
     .venv/bin/python benchmarks/stan_vs_poppk.py --case theophylline
     .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_linear
-    .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --stan-laplace --stan-warmup 150 \
-        --stan-samples 150 --warmup 500 --samples 500 --poppk-runs 1
+    .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --stan-laplace --stan-warmup 100 \
+        --stan-samples 100 --warmup 500 --samples 500 --poppk-runs 1       # about 2 hours, mostly Stan
     .venv/bin/python benchmarks/stan_vs_poppk.py --case trial_mm --gradient-only   # cost of one gradient, each
 
 Each case runs Stan (``benchmarks/stan/*.stan``, every observation summing every dose in closed form,

@@ -70,7 +70,8 @@ def oracle(spec, target: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parameter", default="V")
+    parser.add_argument("--parameter", default="V", choices=["V", "KA", "omega_V", "omega_KA"],
+                        help="a parameter with IIV in both shipped specs of RUNS, or its omega")
     parser.add_argument("--fresh", type=int, default=2000, help="fresh prior draws per model")
     args = parser.parse_args()
     target = args.parameter

@@ -5,7 +5,7 @@ Run with a Python that has pystan (``python3 -m venv .stanvenv && .stanvenv/bin/
 
 SAMPLES = 0: no sampling; the seconds of one log-density gradient at the initial values (median of WARMUP calls).
 
-``laplace``: Stan gets the warm start poppk gives its ODE fits (``poppk/_warmstart.py``), done in Stan's
+``laplace``: Stan gets the warm start poppk gives its ODE fits (``poppk/fit/_warmstart.py``), done in Stan's
 own unconstrained space with Stan's own log density and gradient, and its seconds counted in Stan's
 sampling time: the mode by L-BFGS from the initial values, the Hessian by central differences of the
 gradient, and then NUTS on whitened coordinates ``z`` with ``x = mode + L z`` (``L L^T`` the inverse

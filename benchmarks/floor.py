@@ -54,7 +54,7 @@ CASES = {
 
 def _start_and_timer(built):
     """The unconstrained starting point of ``built`` and a function timing ``fn(z)`` ``repeats`` times."""
-    from poppk.fit import _initial_params
+    from poppk.fit._init import initial_params as _initial_params
 
     z = _initial_params(built, 1, np.random.default_rng(0))
 
@@ -72,7 +72,7 @@ def _start_and_timer(built):
 
 def grad_cost(built, repeats: int = 50) -> float:
     """Seconds per gradient called from Python (jitted, dispatch included), median of ``repeats``."""
-    from poppk._warmstart import _potential
+    from poppk.fit._warmstart import _potential
 
     _, timings = _start_and_timer(built)
     return float(np.median(timings(jax.jit(jax.grad(_potential(built))), repeats)))
@@ -82,8 +82,8 @@ def grad_cost_loop(built, n: int = 1000, repeats: int = 20) -> float:
     """Seconds per gradient when ``n`` of them run inside one compiled loop (each from the last point, moved
     by a negligible step so none can be skipped): the arithmetic alone, as inside NUTS, without the Python
     dispatch that :func:`grad_cost` includes. Best of ``repeats`` (timing noise only adds). The potential is
-    the flat-vector one that ``poppk.fit``'s NUTS differentiates (``poppk._draws.flat_potential``)."""
-    from poppk._draws import flat_potential
+    the flat-vector one that ``poppk.fit``'s NUTS differentiates (``poppk.fit._draws.flat_potential``)."""
+    from poppk.fit._draws import flat_potential
 
     z, timings = _start_and_timer(built)
     potential, _, x0 = flat_potential(built, z, 1)
@@ -95,9 +95,9 @@ def grad_cost_loop(built, n: int = 1000, repeats: int = 20) -> float:
 def run_case(name: str) -> dict:
     from numpyro.infer import MCMC, NUTS
 
-    from poppk._pilot import choose_parameterization
-    from poppk._draws import flat_potential
-    from poppk.fit import _initial_params
+    from poppk.fit._pilot import choose_parameterization
+    from poppk.fit._draws import flat_potential
+    from poppk.fit._init import initial_params as _initial_params
     from poppk.model import build_model
 
     dataset, kwargs, model = CASES[name]

@@ -11,9 +11,9 @@ import numpy as np
 
 import poppk
 from poppk.pk import Oral1CmtMM
-from poppk.pk._base import predict_subjects
+from poppk.pk import predict_subjects
 
-poppk._config.configure_jax()
+poppk._runtime.configure_jax()
 data = poppk.datasets.load("lxi15029")
 tr = poppk.datasets.load("lxi15029_truth")["individual"]
 params = {k: np.asarray(tr[k], float) for k in ("VMAX", "KM", "V", "KA")}

@@ -94,12 +94,17 @@ def design_frame(times) -> pd.DataFrame:
 
 def draw_prior(spec, rng) -> dict:
     """Population parameters and individual parameters from the prior, by rejection for the flip-flop wall."""
-    from poppk.model._build import FLIP_FLOP_WALL, elimination_rate
+    from poppk.model._build import FLIP_FLOP_WALL
 
     def expit(x):
         return 1 / (1 + np.exp(-x))
 
-    scale = spec.make_kernel("mg", "mg/L").scale  # amount/h over concentration x volume, in mg and mg/L
+    kernel = spec.make_kernel("mg", "mg/L")  # its elimination rate, in mg and mg/L
+
+    def elimination_rate(params, _scale=None):
+        return kernel.elimination_rate(params)
+
+    scale = kernel.scale
     while True:
         theta = {p.name: float(np.exp(rng.normal(np.log(p.prior.median), p.prior.sd_log)))
                  for p in spec.parameters if p.prior is not None}
@@ -225,7 +230,7 @@ def r_hat_reference(chains: int, draws: int, sims: int = 400, seed: int = 0) -> 
     and disagree no more than that: for each bulk ESS in ``R_HAT_ESS``, ``sims`` values of poppk's
     rank-normalised split R-hat of independent stationary AR(1) chains with that ESS (phi from
     ESS = N (1 - phi) / (1 + phi)). With short chains R-hat exceeds 1.01 routinely; this says how often."""
-    from poppk._convergence import rhat_rank
+    from poppk.fit._convergence import rhat_rank
 
     rng = np.random.default_rng(seed)
     out = {}

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 import poppk
-from poppk._warmstart import _potential
-from poppk.fit import _initial_params
+from poppk.fit._warmstart import _potential
+from poppk.fit._init import initial_params as _initial_params
 from poppk.model import build_model
 
 OUT = Path(__file__).parent / "results"
@@ -140,7 +140,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.fits:  # chains in parallel on CPU cores, as the poppk command runs them (no effect on a GPU)
         poppk.set_host_devices(args.chains)
-    poppk._config.configure_jax()
+    poppk._runtime.configure_jax()
     if args.fits:
         return main_fits(args)
     rows = []

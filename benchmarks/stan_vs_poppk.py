@@ -57,7 +57,7 @@ def stan_inputs(case: str) -> tuple[dict, dict, dict]:
     dataset, model, _, _, _ = CASES[case]
     data = poppk.datasets.load(dataset)
     spec = poppk.load_spec(model)
-    from poppk._pilot import choose_parameterization
+    from poppk.fit._pilot import choose_parameterization
 
     pilot = choose_parameterization(spec, data)  # the centred/non-centred choice poppk fit makes
     built = build_model(spec, data, parameterization=pilot.choice if pilot else None)
@@ -160,7 +160,7 @@ def gradient_only(case: str, python: str, work: Path) -> None:
     from floor import grad_cost
 
     import poppk
-    from poppk._pilot import choose_parameterization
+    from poppk.fit._pilot import choose_parameterization
     from poppk.model import build_model
 
     stan, init, keep = stan_inputs(case)

@@ -16,7 +16,7 @@ import sys
 
 import pandas as pd
 
-from poppk.datasets._lxi15029_paper import acceptance, compare
+from poppk.datasets import compare_with_paper as compare, paper_acceptance as acceptance
 
 
 def main() -> int:

@@ -194,7 +194,7 @@ poppk.plots.plot_exposure_by_regimen(sim, "AUCtau_ss", target=target, ax=axes[1]
         TRIAL_FITS,
         '''fit = trial_fit("oral1cmt_mm")
 ae = poppk.datasets.load("lxi15029_ae")
-tox = poppk.exposure.fit_exposure_response(fit, ae, "ALT_increased", chains=2,
+tox = poppk.tox.fit_exposure_response(fit, ae, "ALT_increased", chains=2,
                                            warmup=200 if QUICK else 1000, samples=200 if QUICK else 1000)
 tox.save(OUT / "tox" / "ALT_increased")
 tox.curve.iloc[::20]''',

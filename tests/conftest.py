@@ -1,4 +1,5 @@
-"""Test configuration: JAX in float64, a helper to run the CLI as a user would."""
+"""Fixtures: a helper to run the CLI as a user would, and a short real fit (JAX's strict settings are in
+the root ``conftest.py``, shared with the doctests)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from poppk._config import set_host_devices
-
-set_host_devices(4)  # before JAX starts, as the CLI does: fits run their chains in parallel
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

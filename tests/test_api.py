@@ -25,8 +25,8 @@ def test_public_names_exist():
 
 
 def test_compilation_cache_location(monkeypatch, tmp_path):
-    # The rules stated in poppk._config.compilation_cache_dir (README, "Compilation cache").
-    from poppk._config import compilation_cache_dir
+    # The rules stated in poppk._runtime.compilation_cache_dir (README, "Compilation cache").
+    from poppk._runtime import compilation_cache_dir
 
     monkeypatch.delenv("POPPK_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -43,7 +43,7 @@ def test_compilation_cache_location(monkeypatch, tmp_path):
 
 def test_compilation_cache_respects_jax_setting_and_unwritable_dirs(tmp_path):
     # A user's own JAX cache directory wins; a directory that cannot be written leaves the cache off.
-    code = ("import jax, poppk._config as c\n"
+    code = ("import jax, poppk._runtime as c\n"
             "jax.config.update('jax_compilation_cache_dir', {mine!r})\n"
             "c.configure_jax(); assert jax.config.jax_compilation_cache_dir == {mine!r}\n")
     res = subprocess.run([sys.executable, "-c", code.format(mine=str(tmp_path / "mine"))], capture_output=True,
@@ -51,7 +51,7 @@ def test_compilation_cache_respects_jax_setting_and_unwritable_dirs(tmp_path):
     assert res.returncode == 0, res.stderr
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code = ("import jax, poppk._config as c\n"
+    code = ("import jax, poppk._runtime as c\n"
             "c.configure_jax(); assert jax.config.jax_compilation_cache_dir is None\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "POPPK_CACHE_DIR": str(blocker / "xla")})
@@ -61,7 +61,7 @@ def test_compilation_cache_respects_jax_setting_and_unwritable_dirs(tmp_path):
 def test_compilation_cache_is_pruned_least_recently_used_first_once_a_day(tmp_path):
     # Sizes and times set by hand: 5 programs of 100 bytes, used at times 1..5; a 250-byte limit keeps
     # the two most recent (300 bytes would exceed it), and a second call within the day does nothing.
-    from poppk._config import _prune
+    from poppk._runtime import _prune
 
     for i in range(1, 6):
         f = tmp_path / f"jit_p{i}-cache"
@@ -95,10 +95,10 @@ def test_cache_command_reports_and_clears(tmp_path, cli):
 
 def test_chain_method_follows_the_devices(monkeypatch):
     # NumPyro's three ways of running chains (numpyro.infer.MCMC's chain_method): one device per chain,
-    # else batched on an accelerator, else one after the other on a CPU (rule in poppk._config.chain_method).
+    # else batched on an accelerator, else one after the other on a CPU (rule in poppk._runtime.chain_method).
     import jax
 
-    from poppk._config import chain_method
+    from poppk._runtime import chain_method
 
     monkeypatch.setattr(jax, "local_device_count", lambda: 1)
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")

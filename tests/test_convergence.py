@@ -1,4 +1,4 @@
-"""Convergence statistics (poppk._convergence) against arviz-stats, the reference implementation of
+"""Convergence statistics (poppk.fit._convergence) against arviz-stats, the reference implementation of
 Vehtari et al. (2021) that poppk used before, and against cases whose answer is known by hand.
 
 References: arviz-stats ``array_stats.ess(method="bulk" | "tail", prob=(0.05, 0.95))`` and
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from arviz_stats.base import array_stats
 
-from poppk._convergence import ess_bulk, ess_tail, rhat_rank
+from poppk.fit._convergence import ess_bulk, ess_tail, rhat_rank
 
 
 def _ar1(rng, chains, draws, phi, shift=None):

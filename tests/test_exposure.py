@@ -14,7 +14,8 @@ import pytest
 
 import poppk
 from poppk.errors import PoppkError
-from poppk.exposure import ExposureResponse, fit_exposure_response, patient_exposure, sample_event_model
+from poppk.simulate import patient_exposure
+from poppk.tox import ExposureResponse, fit_exposure_response, sample_event_model
 
 
 def _expit(x):
@@ -77,6 +78,9 @@ def test_exposure_response_on_a_fit(theo_quick_fit, tmp_path):
     assert (np.diff(res.curve.p_median) >= -1e-12).all() or (np.diff(res.curve.p_median) <= 1e-12).all()
     assert list(res.patients.ID) == list(fit.data.ids)
     folder = res.save(tmp_path / "tox")
+    from poppk.plots import figure_exposure_response, save_figure
+
+    save_figure(figure_exposure_response(res), folder / "exposure_response.png")  # drawing is plots' job
     again = ExposureResponse.load(folder)
     np.testing.assert_allclose(again.probability([50.0, 150.0]), res.probability([50.0, 150.0]))
     assert (folder / "exposure_response.png").stat().st_size > 0

@@ -69,7 +69,7 @@ def test_fit_folder_contents_and_reload(theo_fit_dir):
     from arviz_stats.base import array_stats
 
     diag = json.loads((out / "diagnostics.json").read_text())
-    from poppk._fitsummary import energy_bfmi
+    from poppk.fit._summary import energy_bfmi
 
     reference = array_stats.bfmi(stats["energy"].values)
     np.testing.assert_allclose(energy_bfmi(stats["energy"].values), reference, rtol=1e-12)
@@ -229,7 +229,7 @@ def test_pilot_centres_only_what_the_data_inform(sigma, omega_cl, expect):
     """The "auto" pilot on simulated data where the answer is plain: 12 subjects x 10 samples with a 5%
     residual error and 40% IIV on CL inform each subject's CL almost perfectly (shrinkage near 0:
     centred); a 100% residual error against 5% IIV leaves CL to the population (shrinkage near 1)."""
-    from poppk._pilot import choose_parameterization
+    from poppk.fit._pilot import choose_parameterization
 
     rng = np.random.default_rng(3)
     times = [0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 24]

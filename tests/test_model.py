@@ -130,8 +130,8 @@ def test_ode_model_gradient_by_forward_sensitivities_is_the_reverse_mode_one_and
     import jax
     import jax.numpy as jnp
 
-    from poppk._warmstart import _potential
-    from poppk.fit import _initial_params
+    from poppk.fit._warmstart import _potential
+    from poppk.fit._init import initial_params as _initial_params
     from poppk.pk import AbstractODEModel
 
     data = poppk.datasets.load("lxi15029")

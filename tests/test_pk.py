@@ -376,7 +376,7 @@ def test_forward_sensitivities_give_the_reverse_mode_gradient(kernel, params):
 
     def f(x, forward):
         c = poppk.pk.predict_subjects(kernel, x, doses, data.sampling, forward=forward)
-        return jnp.where(data.present, jnp.log(jnp.where(data.present, c, 1.0)) * jnp.arange(1.0, 9.0), 0.0).sum()
+        return jnp.where(data.present, jnp.log(jnp.where(data.present, c, 1.0)) * jnp.arange(1.0, 9.0)[None, :], 0.0).sum()
 
     fwd = jax.jit(jax.grad(lambda x: f(x, True)))(x0)
     rev = jax.jit(jax.grad(lambda x: f(x, False)))(x0)

@@ -33,3 +33,11 @@ def test_readme_lists_every_command(cli):
     text = (ROOT / "README.md").read_text()
     missing = [c for c in listed if f"poppk {c}" not in text]
     assert not missing, f"commands missing from the README: {missing}"
+
+
+def test_readme_is_a_front_door():
+    """At most about 12 KB (the house issue's limit, 12,288 bytes), and every page it links exists."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 12_288
+    links = re.findall(r"\]\((docs/[^)#]+)", text)
+    assert links and all((ROOT / link).exists() for link in links), [x for x in links if not (ROOT / x).exists()]

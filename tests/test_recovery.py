@@ -2,7 +2,7 @@
 
 Truth: ``lxi15029_truth.json``, the parameters and the adverse-event model that generated the data.
 Settings: 4 chains x (500 warmup + 500 draws), poppk's defaults otherwise (the Michaelis-Menten fit
-with its warm start: Laplace approximation at the mode, dense metric; see poppk/_warmstart.py).
+with its warm start: Laplace approximation at the mode, dense metric; see poppk/fit/_warmstart.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_exposure_toxicity_recovers_the_generating_coefficients(fits):
     lies inside the 90% credible intervals of the fitted one (intercept compared at the fitted
     reference exposure). Not the whole curve: the bundled AE draw has 9 events where the generating
     curve expects 5.3 (P(>= 9) = 0.055), so at high exposure the fitted curve is above the truth's."""
-    from poppk.exposure import fit_exposure_response
+    from poppk.tox import fit_exposure_response
 
     truth = poppk.datasets.load("lxi15029_truth")["adverse_events"]
     coef = truth["logistic"]["ALT_increased"]

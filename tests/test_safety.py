@@ -104,7 +104,7 @@ def test_ctrl_c_inside_a_garbage_collector_callback_is_kept_for_later(monkeypatc
     # The CLI's handler records it instead, and check_interrupted (before a fit folder is written) raises it.
     import gc
 
-    from poppk import _config
+    from poppk import _runtime as _config
 
     monkeypatch.setattr(_config, "_interrupted", False)
     returned = []

@@ -52,6 +52,19 @@ def compare_fits(folders: list[str | Path]) -> tuple[pd.DataFrame, list[str]]:
     the same way), or the comparison means nothing; this is checked. Columns:
     ``model, rank, elpd_loo, se, p_loo, elpd_diff, dse`` (the standard error of the
     difference from the best model, from the pointwise differences as in Vehtari et al. 2017).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, poppk
+    >>> data, out = poppk.datasets.load("theophylline"), pathlib.Path(tempfile.mkdtemp())
+    >>> text = poppk.model.load_spec("oral1cmt_additive").text      # the same model with fewer random effects
+    >>> _ = (out / "no_iiv_ka.toml").write_text(text.replace('name = "oral1cmt_additive"', 'name = "no_iiv_ka"')
+    ...                                             .replace('["CL", "V", "KA"]', '["CL", "V"]'))
+    >>> folders = [poppk.fit(data, str(m), chains=1, warmup=100, samples=100, progress=False).save(out / m.stem)
+    ...            for m in (pathlib.Path("oral1cmt_additive"), out / "no_iiv_ka.toml")]
+    >>> table, notes = compare_fits(folders)
+    >>> sorted(table.model)
+    ['no_iiv_ka', 'oral1cmt_additive']
     """
     from .fit import load_fit
 

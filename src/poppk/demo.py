@@ -2,7 +2,7 @@
 
 It runs NCA (beside the paper's Tables 3-4), fits the linear model (and,
 without ``--quick``, the Michaelis-Menten model, then compares them by
-PSIS-LOO), then uses the preferred model: regimens simulated for virtual
+PSIS-LOO), writes the HTML report of the preferred fit, then uses that model: regimens simulated for virtual
 patients, ALT increase against steady-state AUC, and the paper's closing
 question -- would PK-guided dosing beat a fixed 110 mg twice daily? -- as a
 virtual trial. The target window is an assumption stated in the output: the
@@ -20,7 +20,6 @@ from pathlib import Path
 def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = False) -> dict:
     from . import datasets
     from .compare import compare_fits
-    from .datasets._lxi15029_paper import acceptance, compare
     from .fit import fit
     from .nca import compute_nca
 
@@ -31,13 +30,14 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = Fa
     entry = datasets.CATALOG["lxi15029"]
     print(f"poppk demo on the bundled trial: {entry.description}\n")
 
-    print("1. NCA (linear-up/log-down, BLQ before Tmax = 0) ...")
+    step = _Steps()
+    print(f"{step()}. NCA (linear-up/log-down, BLQ before Tmax = 0) ...")
     nca = compute_nca(datasets.path("lxi15029"), dose_unit=entry.dose_unit, conc_unit=entry.conc_unit, lloq=entry.lloq)
     nca.table().to_csv(out / "nca_profiles.csv", index=False)
     nca.summary().to_csv(out / "nca_summary.csv", index=False)
-    table, dp = compare()
+    table, dp = datasets.compare_with_paper()
     table.to_csv(out / "nca_vs_paper.csv", index=False)
-    ok, counts, slopes = acceptance(table, dp)
+    ok, counts, slopes = datasets.paper_acceptance(table, dp)
     print(f"   cohorts within 1.5x of the paper (Cmax, AUC day 1 / day 28): {counts}")
     print(f"   power-model slope of AUC on dose: day 1 {slopes[0]:.2f}, day 28 {slopes[1]:.2f} "
           "(> 1: more than dose-proportional, as the paper found)")
@@ -46,13 +46,13 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = Fa
     data = datasets.load("lxi15029")
     settings = {"oral1cmt": dict(chains=4, warmup=300, samples=300) if quick else
                 dict(chains=4, warmup=1000, samples=1000),
-                # The ODE model (warm start, dense metric): about 13 minutes on 2 cores.
+                # The ODE model (warm start, dense metric) takes the longest; the benchmarks page times it.
                 "oral1cmt_mm": dict(chains=4, warmup=500, samples=500)}
     models = ["oral1cmt"] if quick else ["oral1cmt", "oral1cmt_mm"]
     fits = []
-    for i, name in enumerate(models, start=2):
+    for name in models:
         draws = settings[name]
-        print(f"\n{i}. Bayesian fit, model {name}: {draws['chains']} chains x "
+        print(f"\n{step()}. Bayesian fit, model {name}: {draws['chains']} chains x "
               f"({draws['warmup']} warmup + {draws['samples']} draws) ...")
         t0 = time.perf_counter()
         result = fit(data, name, progress=False, command="poppk demo", **draws)
@@ -66,7 +66,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = Fa
               f"({time.perf_counter() - t0:.0f} s, {diag['mean_num_steps']:.0f} leapfrog steps/iteration)")
         written[f"fit_{name}"] = folder
     if len(fits) > 1:
-        print("\n4. PSIS-LOO comparison ...")
+        print(f"\n{step()}. PSIS-LOO comparison ...")
         cmp, notes = compare_fits(fits)
         cmp.to_csv(out / "model_comparison.csv", index=False)
         for r in cmp.itertuples():
@@ -78,7 +78,12 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = Fa
     else:
         print("\n(--quick: the Michaelis-Menten fit and the LOO comparison run without --quick)")
         best = fits[-1]
-    written.update(_use_the_model(best, out, quick))
+    print(f"\n{step()}. HTML report of the {Path(best).name} fit (diagnostic plots, VPC, NPDE) ...")
+    from .report import write_report
+
+    written["report"] = write_report(best, n_sims=200 if quick else 500)
+    print(f"   {written['report']}")
+    written.update(_use_the_model(best, out, quick, step))
     print(f"\nwrote, in {time.perf_counter() - start:.0f} s:")
     for key, value in written.items():
         for v in value if isinstance(value, list) else [value]:
@@ -86,18 +91,30 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, force: bool = Fa
     return written
 
 
-def _use_the_model(folder: Path, out: Path, quick: bool) -> dict:
+class _Steps:
+    """Numbers the demo's steps as they run, so a shorter run has no gaps."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def _use_the_model(folder: Path, out: Path, quick: bool, step) -> dict:
     """Simulation, exposure-toxicity and the virtual dosing trial on the preferred fit."""
 
     from . import datasets
     from .dosing import virtual_trial
-    from .exposure import fit_exposure_response
+    from .plots import figure_exposure_response, figure_regimens, save_figure
+    from .tox import fit_exposure_response
     from .fit import load_fit
     from .simulate import Target, simulate_regimen
 
     fit = load_fit(folder)
     n = 1000 if quick else 5000
-    print(f"\n5. Regimens for {n} virtual patients ({fit.spec.name}) ...")
+    print(f"\n{step()}. Regimens for {n} virtual patients ({fit.spec.name}) ...")
     regimens = ["110 mg q12h x 28 d", "80 mg q12h x 28 d", "220 mg qd x 28 d"]
     sim = simulate_regimen(fit, regimens, n=n)
     # Average steady-state concentration (AUCtau/tau), so that once- and twice-daily regimens meet the
@@ -107,14 +124,16 @@ def _use_the_model(folder: Path, out: Path, quick: bool) -> dict:
     print(f"   target (assumed): the typical Cav,ss at the MTD 110 mg BID +-40% = {target.low:g}-{target.high:g} "
           f"{fit.data.conc_unit} (= AUC24,ss {24 * target.low:.4g}-{24 * target.high:.4g} {fit.data.conc_unit}*h)")
     sim.save(out / "simulations", target)
+    save_figure(figure_regimens(sim, target), out / "simulations" / "regimens.png")
     s = sim.summary(target)
     for r in s[s.metric.isin(["Cav_ss"]) | s.metric.str.startswith("P(")].itertuples():
         print(f"   {r.regimen:<20} {r.metric:<34} median {r.median:.3g} (90% of median: {r.median_lo:.3g}-{r.median_hi:.3g})")
 
-    print("\n6. Exposure-toxicity: ALT increased against steady-state AUC ...")
+    print(f"\n{step()}. Exposure-toxicity: ALT increased against steady-state AUC ...")
     tox = fit_exposure_response(fit, datasets.load("lxi15029_ae"), "ALT_increased", chains=2,
                                 warmup=500, samples=500)
     tox.save(out / "tox" / "ALT_increased")
+    save_figure(figure_exposure_response(tox), out / "tox" / "ALT_increased" / "exposure_response.png")
     doses = [10, 20, 40, 60, 80, 110, 150]
     risk = tox.regimen_risk(simulate_regimen(fit, [f"{d} mg q12h x 28 d" for d in doses], n=n // 2))
     risk.to_csv(out / "tox" / "ALT_increased" / "regimens.csv", index=False)
@@ -122,7 +141,7 @@ def _use_the_model(folder: Path, out: Path, quick: bool) -> dict:
         print(f"   {r.regimen:<20} P(ALT increased) {r.p_event:.2f} [{r.p_lo:.2f}, {r.p_hi:.2f}]")
 
     n_trial = 200 if quick else 500
-    print(f"\n7. Virtual trial, {n_trial} patients: fixed doses vs PK-guided (start 110 mg BID, day-8 trough) ...")
+    print(f"\n{step()}. Virtual trial, {n_trial} patients: fixed doses vs PK-guided (start 110 mg BID, day-8 trough) ...")
     trial = virtual_trial(fit, target, doses=doses, start_dose=110, interval=12, n=n_trial, tox=tox)
     trial.to_csv(out / "virtual_trial.csv", index=False)
     for r in trial.itertuples():

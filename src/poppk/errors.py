@@ -1,7 +1,13 @@
-"""Domain exceptions.
+"""Domain exceptions: one :class:`PoppkError` subclass per kind of failure.
 
 Every error poppk raises on purpose is a :class:`PoppkError`; the command line
-prints its message and exits with status 2, without a traceback.
+prints its message and exits with status 2, without a traceback. Messages say
+what was wrong, where (row and column, spec key, ID) and what to do, in terms of
+the API (command-line flags are the command line's to add).
+
+>>> from poppk.errors import PoppkError, RegimenError
+>>> issubclass(RegimenError, PoppkError)
+True
 """
 
 from __future__ import annotations
@@ -64,3 +70,35 @@ class SolverError(PoppkError):
 
 class UnitError(PoppkError):
     """An unknown or inconsistent unit."""
+
+
+class EventError(PoppkError):
+    """Dose or sampling event arrays of the wrong shape or content for the dosing engine."""
+
+
+class NCAError(PoppkError):
+    """Non-compartmental analysis asked with unknown settings, or with no profile it can analyse."""
+
+
+class ExportError(PoppkError):
+    """Tables that cannot be exported as asked (an unknown format)."""
+
+
+class RegimenError(PoppkError):
+    """A regimen text or object that cannot be understood (``"110 mg q12h x 28 d"`` is one)."""
+
+
+class SimulationError(PoppkError):
+    """A simulation that cannot be run as asked: no patients, a missing covariate, a regimen without steady state."""
+
+
+class DosingError(PoppkError):
+    """Dose individualisation that cannot be done: a bad target, no candidate regimen, an unusable patient record."""
+
+
+class ToxicityModelError(PoppkError):
+    """An exposure-toxicity model that cannot be fitted or read: a bad adverse-event table, event or folder."""
+
+
+__all__ = ["DatasetError", "DosingError", "EventError", "ExportError", "FitError", "ModelSpecError", "NCAError", "PoppkError", "RegimenError",
+           "SimulationError", "SolverError", "ToxicityModelError", "UnitError", "Violation"]

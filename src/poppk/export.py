@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PoppkError
+from .errors import ExportError
 
 FORMATS = ("csv", "xlsx", "md", "tex")
 
@@ -55,8 +55,16 @@ def parameter_table(fit) -> pd.DataFrame:
     interval), ``shrinkage_pct`` (eta-shrinkage of IIV parameters), ``r_hat``, ``ess_bulk``.
     Omegas are given as CV% (their log-scale SD is in the description), ``sigma_log`` as CV%,
     ``sigma_prop`` as %; the other values in the units of ``unit``.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> list(parameter_table(fit).parameter[:3])
+    ['CL', 'V', 'KA']
     """
-    from ._fitsummary import parameter_units, shrinkage
+    from .fit import parameter_units, shrinkage
 
     summary = fit.summary().set_index("parameter")
     units = parameter_units(fit.spec, fit.data, list(summary.index))
@@ -177,9 +185,19 @@ def export_tables(folder: str | Path, fmt: str = "csv", out: str | Path | None =
 
     ``csv``: one file per table; ``xlsx``: one workbook, a sheet per table; ``md`` and ``tex``:
     one document with a table per table. Returns the paths written.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> import tempfile, pathlib
+    >>> folder = fit.save(pathlib.Path(tempfile.mkdtemp()) / "theo")
+    >>> [p.suffix for p in export_tables(folder, "md")]
+    ['.md']
     """
     if fmt not in FORMATS:
-        raise PoppkError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     folder = Path(folder)
     tables = report_tables(folder)
     out = Path(out) if out is not None else folder / "export"

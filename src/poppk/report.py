@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import diagnostics as dg
 from . import plots
-from .errors import PoppkError
+from .errors import DatasetError
 
 DPI = 110
 
@@ -45,7 +45,7 @@ def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | N
     rec = sim.records
     for name, value in (("x", x), ("by", by)):
         if value is not None and value not in rec.columns:
-            raise PoppkError(f"--{name} {value}: no such column; choose from {', '.join(map(str, rec.columns))}")
+            raise DatasetError(f"{name}={value!r}: no such column; choose from {', '.join(map(str, rec.columns))}")
     repeated = bool((rec["DOSE_N"] > 1).any())
     x = x or ("TAD" if repeated else "TIME")
     if by is None and rec["PERIOD"].nunique() > 1:
@@ -140,6 +140,16 @@ def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str
         VPC x axis; default TAD for repeated dosing, TIME otherwise.
     by : str, optional
         Split the VPC by a column (default: first dose vs repeated dosing when both occur).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> import tempfile, pathlib
+    >>> folder = fit.save(pathlib.Path(tempfile.mkdtemp()) / "theo")
+    >>> write_report(folder, n_sims=50).name
+    'report.html'
     """
     from .fit import load_fit
 

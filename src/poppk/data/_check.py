@@ -197,7 +197,7 @@ def check_records(
     if lloq is not None:
         lloq_v = np.where(np.isnan(lloq_v), float(lloq), lloq_v)
     v.where(blq & (np.isnan(lloq_v) | (lloq_v <= 0)), "LLOQ",
-            "BLQ record without a positive LLOQ (add an LLOQ column or declare --lloq)")
+            "BLQ record without a positive LLOQ (add an LLOQ column, or give the file's LLOQ: lloq=)")
     fitted = is_obs & (mdv == 0)
     v.where(fitted & ~blq & np.isnan(dv), "DV", "observation with MDV=0 has no DV")
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float, Int
 
-from .._config import configure_jax
+from .._runtime import configure_jax
 from ..errors import DatasetError
-from ..pk._events import ADDL_ORDER, Doses, Sampling, expand_trains
+from ..pk import ADDL_ORDER, Doses, Sampling, expand_trains
 from ..units import check_conc_unit, check_dose_unit
 from ._check import check_records
 from ._read import normalise_columns, read_csv_frame
@@ -94,19 +94,29 @@ class PKDataset(eqx.Module):
         for i, cov in enumerate(self.covariate_names):
             if cov.upper() == name.upper():
                 return self.covariates[:, i]
-        raise KeyError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
+        raise DatasetError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
 
     def expanded_doses(self) -> Doses:
         """One entry per administered dose (ADDL expanded), for the ODE kernels."""
         return expand_trains(self.doses)
 
     def subset(self, index) -> PKDataset:
-        """The subjects at positions ``index`` (a list of ints), as a new dataset."""
-        idx = np.atleast_1d(np.asarray(index))
+        """The subjects at positions ``index`` (a list of ints), as a new dataset.
+
+        Examples
+        --------
+        >>> import poppk
+        >>> one = poppk.datasets.load("theophylline").subset([2])
+        >>> one.n_subjects, one.ids
+        (1, (3,))
+        """
+        import dataclasses
+
         import jax
 
+        idx = np.atleast_1d(np.asarray(index))
         sliced = jax.tree_util.tree_map(lambda a: a[idx], self)
-        return eqx.tree_at(lambda d: d.ids, sliced, tuple(self.ids[i] for i in idx))
+        return dataclasses.replace(sliced, ids=tuple(self.ids[i] for i in idx))
 
     def to_frame(self) -> pd.DataFrame:
         """The records as a NONMEM-style DataFrame, in their original order.
@@ -287,6 +297,31 @@ def read_nonmem(
     return from_frame(frame, dose_unit=dose_unit, conc_unit=conc_unit, lloq=lloq, source=name, warn=warn)
 
 
+def check_frame(source, *, lloq: float | None = None, sorted_times: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Validate NONMEM-style records from a CSV (path or file) or a DataFrame, without building arrays.
+
+    Returns the numeric records (one row per input row, columns normalised) and the notes a reader
+    would warn about. ``sorted_times=False`` accepts records out of time order within a subject (NCA).
+
+    Raises
+    ------
+    DatasetError
+        Every violated rule, with its row and column.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> records, notes = poppk.data.check_frame(poppk.datasets.path("theophylline"))
+    >>> len(records), [int(i) for i in sorted(records.ID.unique())[:3]]
+    (144, [1, 2, 3])
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, name = normalise_columns(source.reset_index(drop=True)), None
+    else:
+        frame, name = read_csv_frame(source)
+    return check_records(frame, lloq=lloq, source=name, sorted_times=sorted_times)
+
+
 def read_records(source: str | os.PathLike | io.IOBase, *, lloq: float | None = None) -> pd.DataFrame:
     """Read and validate a CSV, returning the numeric records as a DataFrame (no arrays)."""
     frame, name = read_csv_frame(source)
@@ -296,4 +331,4 @@ def read_records(source: str | os.PathLike | io.IOBase, *, lloq: float | None = 
     return records
 
 
-__all__ = ["PKDataset", "DatasetWarning", "from_frame", "read_nonmem", "read_records", "DatasetError"]
+__all__ = ["PKDataset", "DatasetWarning", "check_frame", "from_frame", "read_nonmem", "read_records", "DatasetError"]

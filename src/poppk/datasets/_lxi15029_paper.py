@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import CATALOG, load, path
+from ._catalog import CATALOG, load, path
 
 # (our summary parameter, paper parameter, paper table, statistic)
 ROWS = [

@@ -139,7 +139,7 @@ def _records(rng) -> pd.DataFrame:
 
 def simulate(seed: int = SEED, truth: dict = TRUTH):
     """Return (records, adverse events, individual parameters, AE coefficients) of the virtual trial."""
-    from .. import _config
+    from .. import _runtime as _config
     from ..data import from_frame
     from ..pk import get_kernel, predict
 

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._config import configure_jax
-from ..pk._events import Sampling, expand_trains
+from .._runtime import configure_jax
+from ..fit import parameter_units
+from ..model import build_model
+from ..pk import Sampling, expand_trains
 
 #: Hours after each dose added to the plotting grid, so peaks are drawn whatever the span.
 _AFTER_DOSE = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 9.0)
@@ -72,30 +74,22 @@ def eta_table(fit) -> pd.DataFrame:
 
 
 def prior_distributions(fit) -> dict[str, tuple]:
-    """Each population parameter's prior as ``(frozen scipy distribution, unit)``, in the data's units."""
-    from .._fitsummary import parameter_units
+    """Each population parameter's prior as ``(frozen scipy distribution, unit)``, in the data's units:
+    the model's own priors (:func:`poppk.model.priors`), as scipy distributions for drawing."""
     from scipy import stats
 
-    from ..model._build import prior_median
+    import numpyro.distributions as dist
 
-    spec, data = fit.spec, fit.data
-    units = parameter_units(spec, data, fit.info["population"])
+    units = parameter_units(fit.spec, fit.data, fit.info["population"])
     out = {}
-    for p in spec.parameters:
-        if p.prior is not None:
-            med = prior_median(p.prior, data.dose_unit, data.conc_unit)
-            out[p.name] = (stats.lognorm(s=p.prior.sd_log, scale=med), units.get(p.name, ""))
-    for c in spec.covariates:
-        if c.fixed is None:
-            for n in fit.info["population"]:
-                if n == c.name or (c.kind == "categorical" and n.startswith(f"{c.name}_")):
-                    out[n] = (stats.norm(c.mean, c.sd), "")
-    for p, s in zip(spec.iiv.parameters, spec.iiv.omega, strict=True):
-        out[f"omega_{p}"] = (stats.halfnorm(scale=s), "log-scale SD")
-    log_normal = fit.info.get("sigma_sd_log", {})  # fits saved before log-normal residual priors have none
-    for s, v in fit.info.get("sigma_scales", {}).items():
-        prior = stats.lognorm(s=log_normal[s], scale=v) if s in log_normal else stats.halfnorm(scale=v)
-        out[s] = (prior, units.get(s, ""))
+    for name, d in build_model(fit.spec, fit.data).priors.items():
+        if isinstance(d, dist.LogNormal):
+            frozen = stats.lognorm(s=float(d.scale), scale=float(np.exp(d.loc)))
+        elif isinstance(d, dist.HalfNormal):
+            frozen = stats.halfnorm(scale=float(d.scale))
+        else:
+            frozen = stats.norm(float(d.loc), float(d.scale))
+        out[name] = (frozen, units.get(name, ""))
     return {k: v for k, v in out.items() if k in fit.info["population"]}
 
 

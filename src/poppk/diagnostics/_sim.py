@@ -16,8 +16,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .._config import configure_jax
-from ..pk._events import expand_trains
+from .._runtime import configure_jax
+from ..model import build_model
+from ..pk import time_after_dose
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class DesignSimulation:
     ----------
     records : DataFrame
         One row per fitted observation record: ID, TIME (h), TAD (h since the
-        last dose), DOSE_N (doses given before it), PERIOD (``"first dose"`` or
-        ``"repeated dosing"``), DV, BLQ, LLOQ, PRED (typical subject: posterior
+        last dose), DOSE_N (doses given before it; ``inf`` at steady state), PERIOD
+        (``"first dose"`` or ``"repeated dosing"``), by :func:`poppk.pk.time_after_dose`, DV, BLQ, LLOQ, PRED (typical subject: posterior
         median of the prediction with random effects at 0), IPRED (posterior
         median of the subject's own prediction), the covariates.
     sims : ndarray, shape (S, R)
@@ -40,28 +41,6 @@ class DesignSimulation:
     records: pd.DataFrame
     sims: np.ndarray
     conc_unit: str
-
-
-def _population_draws(fit, n: int, seed: int) -> dict[str, np.ndarray]:
-    names = list(fit.info["population"])
-    if "L_corr" in fit.tree["posterior"].data_vars:
-        names.append("L_corr")
-    draws = {k: fit.draws(k) for k in names}
-    total = next(iter(draws.values())).shape[0]
-    idx = np.random.default_rng(seed).choice(total, size=n, replace=n > total)
-    return {k: v[idx] for k, v in draws.items()}
-
-
-def time_after_dose(data) -> tuple[np.ndarray, np.ndarray]:
-    """Hours since the latest dose at or before each sampling time, and the number of doses given
-    before it (a sample at a dosing time is the trough before that dose). Shapes (N, O)."""
-    doses = expand_trains(data.doses)
-    dt, dm = np.asarray(doses.time), np.asarray(doses.mask)
-    t = np.asarray(data.sampling.time)
-    before = dm[:, None, :] & (dt[:, None, :] < t[:, :, None])
-    last = np.where(before, dt[:, None, :], -np.inf).max(axis=2)
-    tad = np.where(np.isfinite(last), t - last, np.nan)
-    return tad, before.sum(axis=2)
 
 
 def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int = 200) -> DesignSimulation:
@@ -78,12 +57,10 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     """
     from numpyro.infer import Predictive
 
-    from ..model import build_model
-
     configure_jax()
     data = fit.data
     built = build_model(fit.spec, data, parameterization="noncentered", record_pred=True)
-    post = _population_draws(fit, n_sims, seed)
+    post = fit.population_draws(n_sims, seed)
     kw = {**built.kwargs, "dv": None}
     n_iiv = len(fit.spec.iiv.parameters)
 
@@ -101,7 +78,7 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
 
     sel = np.asarray(data.fit_mask)
     sub, col = np.nonzero(sel)
-    tad, n_before = time_after_dose(data)
+    tad, n_before = time_after_dose(data.doses, data.sampling)
     ids = np.asarray(data.ids, dtype=object)
     records = pd.DataFrame({
         "ID": ids[sub], "subject_index": sub, "TIME": np.asarray(data.sampling.time)[sub, col],

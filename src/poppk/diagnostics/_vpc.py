@@ -93,6 +93,8 @@ def compute_vpc(sim: DesignSimulation, *, x: str = "TIME", by: str | None = None
         Prediction-corrected VPC (Bergstrand et al. 2011): observed and simulated values are multiplied by
         ``median(PRED in bin) / PRED`` so that designs mixing doses or covariates can share bins.
 
+    Notes
+    -----
     BLQ: observed BLQ records and simulated values below the record's LLOQ both
     rank lowest, so percentiles below the LLOQ are reported as NaN and the
     fraction below the LLOQ is compared separately.

@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import PoppkError
-from ..model import PKResidual
-from ..model._build import log_typical
-from ..pk import get_kernel, predict_subjects
+from ..errors import DatasetError, DosingError
+from ..model import build_model, iiv_cholesky, individual_parameters, observation
+from ..pk import predict_subjects
 
 NEWTON_STEPS = 30
 
@@ -43,16 +42,13 @@ class PatientPosterior:
     eta_mode: np.ndarray
 
 
-def _population(fit, n_pop: int, seed: int, method: str) -> dict:
-    names = list(fit.info["population"])
-    if "L_corr" in fit.tree["posterior"].data_vars:
-        names.append("L_corr")
-    draws = {k: fit.draws(k) for k in names}
-    total = next(iter(draws.values())).shape[0]
+def population_sample(fit, n_pop: int, seed: int, method: str) -> dict:
+    """The population draws a patient's posterior starts from: ``n_pop`` at random (at most all, without
+    replacement), or for ``method="map"`` their medians (one 'draw')."""
     if method == "map":
-        return {k: np.median(v, axis=0)[None] for k, v in draws.items()}
-    idx = np.random.default_rng(seed).choice(total, size=min(n_pop, total), replace=False)
-    return {k: v[idx] for k, v in draws.items()}
+        return {k: np.median(v, axis=0)[None] for k, v in fit.population_draws().items()}
+    total = fit.tree["posterior"].sizes["chain"] * fit.tree["posterior"].sizes["draw"]
+    return fit.population_draws(min(n_pop, total), seed, replace=False)
 
 
 def make_patient_solver(fit, *, per_draw: int, method: str):
@@ -62,35 +58,22 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
     kernel = spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     iiv = list(spec.iiv.parameters)
     k = len(iiv)
-    from ..model import build_model
-
     levels = build_model(spec, fit.data).levels if any(c.kind == "categorical" for c in spec.covariates) else {}
     kinds = spec.error.model
     params_out = list(fit.info["kernel_params"])
 
     def individual(theta, covs, eta):
-        mu = log_typical(spec, levels, theta, covs, 1)
-        out = {n: mu[n][0] for n in mu}
-        for j, p in enumerate(iiv):
-            out[p] = out[p] + eta[j]
-        return {n: jnp.exp(out[n]) for n in params_out}
-
-    def chol_omega(theta):
-        omega = jnp.stack([theta[f"omega_{p}"] for p in iiv])
-        return omega[:, None] * theta["L_corr"] if "L_corr" in theta else jnp.diag(omega)
+        ind = individual_parameters(spec, levels, theta, covs, eta[None], 1, params_out)
+        return {n: v[0] for n, v in ind.items()}
 
     def log_joint(eta, theta, doses, sampling, dv, mask, censored, lloq, covs):
         p = individual(theta, covs, eta)
         pred = predict_subjects(kernel, {n: v[None] for n, v in p.items()}, doses, sampling)[0]
-        safe = jnp.where(mask, pred, 1.0)
-        if kinds in ("proportional", "exponential"):
-            safe = jnp.maximum(safe, 1e-30)
-        res = PKResidual(safe, kinds, sd_add=theta.get("sigma_add", 0.0), sd_prop=theta.get("sigma_prop", 0.0),
-                         sd_log=theta.get("sigma_log", 0.0), lloq=lloq, censored=censored)
-        obs = jnp.where(censored, lloq, jnp.where(mask, dv, 1.0))
+        res, obs = observation(kinds, pred, theta, dv, mask, censored, lloq)
         ll = jnp.where(mask, res.log_prob(obs), 0.0).sum()
-        z = jax.scipy.linalg.solve_triangular(chol_omega(theta), eta, lower=True)
-        prior = -0.5 * z @ z - jnp.log(jnp.diag(chol_omega(theta))).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
+        chol = iiv_cholesky(spec, theta)
+        z = jax.scipy.linalg.solve_triangular(chol, eta, lower=True)
+        prior = -0.5 * z @ z - jnp.log(jnp.diag(chol)).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
         return ll + prior
 
     def one_draw(key, theta, data):
@@ -117,7 +100,7 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
         prec = prec + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(prec).min()) + 1e-6) * jnp.eye(k)
         L = jnp.linalg.cholesky(jnp.linalg.inv(prec))
         z = jax.random.normal(key, (per_draw, k))
-        etas = mode + z @ L.T
+        etas = mode[None, :] + z @ L.T
         logq = -0.5 * (z**2).sum(1) - jnp.log(jnp.diag(L)).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
         logp = jax.vmap(f)(etas)
         params = jax.vmap(lambda e: individual(theta, data[-1], e))(etas)
@@ -134,13 +117,13 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
 def patient_arrays(fit, patient):
     """A one-subject :class:`PKDataset` -> the arrays :func:`make_patient_solver` takes."""
     if patient.n_subjects != 1:
-        raise PoppkError(f"the patient file must hold one subject; it holds {patient.n_subjects} "
+        raise DosingError(f"the patient file must hold one subject; it holds {patient.n_subjects} "
                          f"(IDs {list(patient.ids)[:10]})")
     if patient.dose_unit != fit.data.dose_unit or patient.conc_unit != fit.data.conc_unit:
-        raise PoppkError(f"the patient's units ({patient.dose_unit}, {patient.conc_unit}) differ from the fit's "
+        raise DosingError(f"the patient's units ({patient.dose_unit}, {patient.conc_unit}) differ from the fit's "
                          f"({fit.data.dose_unit}, {fit.data.conc_unit})")
     if not np.asarray(patient.doses.mask).any():
-        raise PoppkError("the patient file has no dose records; observations cannot be interpreted without them")
+        raise DosingError("the patient file has no dose records; observations cannot be interpreted without them")
     covs = {}
     for c in fit.spec.covariates:
         if c.kind == "dose":
@@ -149,15 +132,15 @@ def patient_arrays(fit, patient):
         else:
             try:
                 covs[c.name] = jnp.asarray(np.asarray(patient.covariate(c.covariate), float))
-            except KeyError:
-                raise PoppkError(f"the patient file lacks covariate {c.covariate}, which the model uses") from None
+            except DatasetError:
+                raise DosingError(f"the patient file lacks covariate {c.covariate}, which the model uses") from None
             if np.isnan(np.asarray(covs[c.name])).any():
-                raise PoppkError(f"the patient's covariate {c.covariate} is missing")
+                raise DosingError(f"the patient's covariate {c.covariate} is missing")
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     mask = np.asarray(patient.fit_mask)
     censored = np.asarray(patient.blq) & mask
     if censored.any() and np.isnan(np.asarray(patient.lloq)[censored]).any():
-        raise PoppkError("the patient's BLQ records need an LLOQ")
+        raise DosingError("the patient's BLQ records need an LLOQ")
     return (kernel.prepare(patient.doses, patient.sampling), patient.sampling,
             jnp.asarray(np.nan_to_num(np.asarray(patient.dv)[0])), jnp.asarray(mask[0]), jnp.asarray(censored[0]),
             jnp.asarray(np.nan_to_num(np.asarray(patient.lloq)[0], nan=1.0)), covs)
@@ -186,16 +169,26 @@ def patient_posterior(fit, patient, *, method: str = "full", n_draws: int = 1000
     method : {"full", "map"}
     n_draws : int
         Draws returned (resampled by importance weight for ``full``).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> patient = fit.data.subset([0])          # one subject's doses and samples
+    >>> post = patient_posterior(fit, patient, method="map", n_draws=200)
+    >>> sorted(post.params), post.params["CL"].shape
+    (['CL', 'KA', 'V'], (200,))
     """
-    from .._config import configure_jax
+    from .._runtime import configure_jax
 
     configure_jax()
     if method not in ("full", "map"):
-        raise PoppkError(f"method must be 'full' or 'map', got {method!r}")
+        raise DosingError(f"method must be 'full' or 'map', got {method!r}")
     arrays = patient_arrays(fit, patient)
     if not np.asarray(arrays[3]).any():
-        raise PoppkError("the patient file has no usable observations (EVID 0, MDV 0)")
-    pop = {k: jnp.asarray(v) for k, v in _population(fit, n_pop, seed, method).items()}
+        raise DosingError("the patient file has no usable observations (EVID 0, MDV 0)")
+    pop = {k: jnp.asarray(v) for k, v in population_sample(fit, n_pop, seed, method).items()}
     m = n_draws if method == "map" else per_draw
     solver = make_patient_solver(fit, per_draw=m, method=method)
     params, logw, mode = solver(jax.random.PRNGKey(seed), pop, *arrays)

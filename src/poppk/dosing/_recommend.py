@@ -8,11 +8,10 @@ import jax
 import numpy as np
 import pandas as pd
 
-from ..errors import PoppkError
-from ..pk import Sampling
-from ..simulate import Regimen, Target, exposure_metrics, virtual_population
-from ..simulate._regimen import Segment
-from ._posterior import PatientPosterior, _population, make_patient_solver, resample
+from ..errors import DosingError
+from ..pk import Sampling, concentrations
+from ..simulate import Regimen, Segment, Target, exposure_metrics, residual_draws, virtual_population
+from ._posterior import PatientPosterior, make_patient_solver, population_sample, resample
 
 #: Days of dosing simulated for each candidate regimen (steady state by the last interval).
 CANDIDATE_DAYS = 28
@@ -22,9 +21,9 @@ def candidate_regimens(doses, intervals, unit: str, days: int = CANDIDATE_DAYS) 
     doses = sorted({float(d) for d in doses})
     intervals = sorted({float(i) for i in intervals})
     if not doses or min(doses) <= 0:
-        raise PoppkError(f"candidate doses must be positive numbers, got {doses}")
+        raise DosingError(f"candidate doses must be positive numbers, got {doses}")
     if not intervals or min(intervals) <= 0:
-        raise PoppkError(f"dosing intervals must be positive hours, got {intervals}")
+        raise DosingError(f"dosing intervals must be positive hours, got {intervals}")
     out = []
     for ii in intervals:
         n = int(round(days * 24 / ii))
@@ -62,7 +61,7 @@ def choose(table: pd.DataFrame, max_tox_prob: float | None = None) -> tuple[int 
     ok = np.ones(len(table), bool)
     if max_tox_prob is not None:
         if table["p_tox"].isna().all():
-            raise PoppkError("--max-tox-prob needs an exposure-toxicity model (run poppk tox, then pass --tox EVENT)")
+            raise DosingError("max_tox_prob needs an exposure-toxicity model (tox=, from poppk.tox.fit_exposure_response)")
         ok = table["p_tox"].to_numpy() <= max_tox_prob
     if not ok.any():
         return None, (f"no candidate keeps P(toxicity) <= {max_tox_prob:g}; the lowest is "
@@ -92,7 +91,20 @@ class DoseRecommendation:
 
 def recommend_dose(fit, posterior: PatientPosterior, target: Target, *, doses, intervals=(12.0,), tox=None,
                    max_tox_prob: float | None = None, unit: str | None = None) -> DoseRecommendation:
-    """Score candidate regimens (every dose x interval) for one patient's posterior; pick one (see :func:`choose`)."""
+    """Score candidate regimens (every dose x interval) for one patient's posterior; pick one (see :func:`choose`).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> from poppk.dosing import patient_posterior
+    >>> from poppk.simulate import Target
+    >>> post = patient_posterior(fit, fit.data.subset([0]), method="map", n_draws=200)
+    >>> rec = recommend_dose(fit, post, Target.parse("Cminss=3:"), doses=[160, 320, 640], intervals=[12])
+    >>> rec.recommended in set(rec.table.regimen)
+    True
+    """
     regs = candidate_regimens(doses, intervals, unit or fit.data.dose_unit)
     table = evaluate_regimens(fit, posterior.params, regs, target, tox)
     best, why = choose(table, max_tox_prob)
@@ -121,9 +133,19 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     patients whose true steady-state exposure is in the target window (90% Jeffreys
     interval) and, with a toxicity model, the expected event rate (90% interval over the
     exposure-response posterior).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> from poppk.simulate import Target
+    >>> table = virtual_trial(fit, Target.parse("Cminss=3:8"), doses=[160, 320, 640], start_dose=320,
+    ...                       interval=12, n=20, trough_day=3, n_pop=10, per_draw=10)
+    >>> list(table.arm)
+    ['160 mg q12h', '320 mg q12h', '640 mg q12h', 'PK-guided']
     """
-    from .._config import configure_jax
-    from ..simulate import residual_draws
+    from .._runtime import configure_jax
 
     configure_jax()
     pop = virtual_population(fit, n, seed=seed)
@@ -139,20 +161,21 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     t_obs = trough_day * 24.0
     start = Regimen((Segment(float(start_dose), int(np.ceil(t_obs / interval)) + 1, interval),), unit)
     params0 = pop.parameters(start.first_amount, unit)
-    from ..pk import get_kernel, predict_subjects
-
     kernel = fit.spec.make_kernel(unit, fit.data.conc_unit)
-    d1 = start.to_doses(1, unit)
-    s1 = Sampling(time=np.array([[t_obs]]), order=np.array([[-1.0]]), epoch=np.zeros((1, 1), np.int64))
-    prepared = kernel.prepare(d1, s1)
-    one = jax.jit(jax.vmap(lambda p: predict_subjects(kernel, {k: v[None] for k, v in p.items()}, prepared, s1)[0, 0]))
-    true_trough = np.asarray(one({k: np.asarray(v) for k, v in params0.items()}))
+
+    def at_trough(k: int) -> Sampling:
+        return Sampling(time=np.full((k, 1), t_obs), order=np.full((k, 1), -1.0), epoch=np.zeros((k, 1), np.int64))
+
+    true_trough = np.asarray(concentrations(kernel, params0, start.to_doses(n, unit), at_trough(n)))[:, 0]
+    # The patients' posterior solver takes one patient's records (vmapped over patients): one set of doses.
+    s1 = at_trough(1)
+    prepared = kernel.prepare(start.to_doses(1, unit), s1)
     observed = residual_draws(fit, pop.draws, true_trough[:, None], seed + 7)[:, 0]
     lloq = float(np.nanmedian(np.asarray(fit.data.lloq))) if np.isfinite(np.asarray(fit.data.lloq)).any() else 0.0
     censored = observed < lloq
 
     solver = make_patient_solver(fit, per_draw=per_draw, method=method)
-    popdraws = {k: np.asarray(v) for k, v in _population(fit, n_pop, seed, method).items()}
+    popdraws = {k: np.asarray(v) for k, v in population_sample(fit, n_pop, seed, method).items()}
     covs = {}
     for c in fit.spec.covariates:
         covs[c.name] = (np.full((n, 1), float(start_dose)) if c.kind == "dose"

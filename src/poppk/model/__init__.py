@@ -1,10 +1,27 @@
-"""Model specifications (TOML) and the NumPyro models built from them."""
+"""Model specifications (TOML) and the NumPyro models built from them.
+
+One of each, used by every part of poppk: :func:`log_typical` and :func:`individual_parameters`
+(typical values, covariate effects and random effects -> each subject's parameters),
+:func:`iiv_cholesky` (random effects from standard normals), :func:`observation` (the residual-error
+model, BLQ records censored) and :func:`priors` (every population parameter's prior).
+"""
 
 from ._build import BuiltModel as BuiltModel
 from ._build import build_model as build_model
+from ._build import effect_names as effect_names
+from ._build import iiv_choices as iiv_choices
+from ._build import iiv_cholesky as iiv_cholesky
+from ._build import individual_parameters as individual_parameters
+from ._build import log_typical as log_typical
+from ._build import observation as observation
+from ._build import prior_median as prior_median
+from ._build import priors as priors
+from ._build import sigma_prior as sigma_prior
 from ._likelihood import PKResidual as PKResidual
 from ._spec import ModelSpec as ModelSpec
 from ._spec import load_spec as load_spec
 from ._spec import parse_spec as parse_spec
 
-__all__ = ["BuiltModel", "ModelSpec", "PKResidual", "build_model", "load_spec", "parse_spec"]
+__all__ = ["BuiltModel", "ModelSpec", "PKResidual", "build_model", "effect_names", "iiv_choices", "iiv_cholesky",
+           "individual_parameters", "load_spec", "log_typical", "observation", "parse_spec", "prior_median", "priors",
+           "sigma_prior"]

@@ -19,27 +19,16 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
 
-from ..errors import ModelSpecError
-from ..pk import get_kernel, predict_subjects
+from ..errors import DatasetError, ModelSpecError
+from ..pk import CENTRAL, DOSE_ARRAYS, Doses, predict_jit, time_after_dose
 from ..units import CONC_UNITS, DOSE_UNITS
 from ._likelihood import PKResidual
 from ._spec import Covariate, ModelSpec
 
 #: Median fitted observations per subject from which ``auto`` chooses the centred parameterisation.
 RICH_DATA_OBS = 6
-#: Absorption parameters, non-centred under ``auto`` (see :func:`_centred_parameters`).
-ABSORPTION = ("KA", "TLAG")
 #: Steepness of the soft wall that keeps the typical KA above the elimination rate constant.
 FLIP_FLOP_WALL = 10.0
-
-
-def elimination_rate(theta: dict, scale: float):
-    """Typical first-order elimination rate constant (1/h): CL/V, or VMAX/(KM V) at low concentration."""
-    if "CL" in theta:
-        return theta["CL"] / theta["V"]
-    if "VMAX" in theta:
-        return theta["VMAX"] * scale / (theta["KM"] * theta["V"])
-    return None
 
 
 def prior_median(spec_prior, dose_unit: str, conc_unit: str) -> float:
@@ -74,6 +63,7 @@ class BuiltModel:
     init_values: dict[str, Any] = field(default_factory=dict)
     centred: tuple[str, ...] = ()  # IIV parameters sampled centred (site log_ind); the others are eta_z
     censored_at: tuple[int, ...] = ()  # the censored (M3) records, flat indices into (N, O)
+    priors: dict = field(default_factory=dict)  # site -> numpyro Distribution (:func:`priors`)
 
 
 def _covariate_values(data, cov: Covariate) -> np.ndarray:
@@ -83,7 +73,7 @@ def _covariate_values(data, cov: Covariate) -> np.ndarray:
         return amt[np.arange(amt.shape[0]), first]
     try:
         values = np.asarray(data.covariate(cov.covariate))
-    except KeyError:
+    except DatasetError:
         raise ModelSpecError(
             f"covariate {cov.covariate} (effect on {cov.parameter}) is not in the data; "
             f"the data have {', '.join(data.covariate_names) or 'no covariates'}") from None
@@ -126,21 +116,58 @@ def log_typical(spec: ModelSpec, levels: dict[str, tuple], values: dict, covaria
     return mu
 
 
+def individual_parameters(spec: ModelSpec, levels: dict[str, tuple], values: dict, covariates: dict, eta, n: int,
+                          names=None) -> dict:
+    """Each subject's parameters ``{name: (n,)}``: ``exp(log typical + eta)``, the one way every part of
+    poppk (the fitted model, simulations, dose individualisation) assembles them.
+
+    ``values`` and ``covariates`` as for :func:`log_typical`; ``eta`` ``(n, k)`` random effects in the
+    order of ``spec.iiv.parameters``; ``names`` the parameters to return (default all). Traceable.
+    """
+    log_ind = log_typical(spec, levels, values, covariates, n)
+    for j, p in enumerate(spec.iiv.parameters):
+        log_ind[p] = log_ind[p] + eta[..., j]
+    return {k: jnp.exp(log_ind[k]) for k in (names or list(log_ind))}
+
+
+def iiv_cholesky(spec: ModelSpec, values: dict):
+    """The Cholesky factor of the IIV covariance, ``(..., k, k)``, from omegas (and ``L_corr`` for a
+    block): random effects are ``eta = L z`` with ``z`` standard normal."""
+    omega = jnp.stack([jnp.asarray(values[f"omega_{p}"]) for p in spec.iiv.parameters], axis=-1)
+    k = omega.shape[-1]
+    corr = jnp.asarray(values["L_corr"]) if "L_corr" in values else jnp.broadcast_to(jnp.eye(k), omega.shape + (k,))
+    return omega[..., :, None] * corr
+
+
+def _zero_prediction(data, kernel) -> np.ndarray:
+    """Records whose prediction is 0 whatever the parameters, by the engine's rule (``time_after_dose``):
+    no dose acts on them, or (for a kernel with first-order absorption) the only doses at their instant
+    go into the depot, which contributes nothing at the moment it is given. ``(N, O)`` booleans."""
+    tad, n = time_after_dose(data.doses, data.sampling)
+    zero = n == 0
+    if kernel.absorption_rate is not None:
+        doses = data.doses
+        central = Doses(**{**{k: getattr(doses, k) for k in DOSE_ARRAYS},
+                           "mask": np.asarray(doses.mask) & (np.asarray(doses.cmt) == CENTRAL)})
+        tad_central, _ = time_after_dose(central, data.sampling)
+        zero |= (tad == 0) & ~(tad_central == 0)
+    return zero
+
+
 def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
     fit = np.asarray(data.fit_mask)
     blq = np.asarray(data.blq) & fit
     if blq_method == "M3" and np.isnan(np.asarray(data.lloq)[blq]).any():
-        raise ModelSpecError("the BLQ method M3 needs an LLOQ for every BLQ record; add an LLOQ column or --lloq")
+        raise ModelSpecError("the BLQ method M3 needs an LLOQ for every BLQ record; add an LLOQ column or give the LLOQ (lloq=)")
     used = fit & ~blq  # fitted records with a measured value
     if spec.error.model in ("proportional", "exponential"):
-        zero = _predict_jit(get_kernel("oral1cmt"), {"CL": 1.0, "V": 1.0, "KA": 1.0},
-                                data.doses, data.sampling)
-        before = (np.asarray(zero) <= 0) & used
+        before = _zero_prediction(data, kernel) & used
         if before.any():
             rows = (np.asarray(data.row)[before] + 1).tolist()
             raise ModelSpecError(
-                f"{len(rows)} fitted record(s) come before any dose (rows {rows[:10]}): their prediction is 0, "
-                f"which the {spec.error.model} error model cannot fit; set MDV=1 on them or use an additive or combined error")
+                f"{len(rows)} fitted record(s) come before any dose, or at the instant of an absorbed dose "
+                f"(rows {rows[:10]}): their prediction is 0, which the {spec.error.model} error model cannot fit; "
+                "set MDV=1 on them or use an additive or combined error")
     if spec.error.model == "exponential":
         dv = np.asarray(data.dv)
         bad = used & ~(dv > 0)
@@ -151,7 +178,7 @@ def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
         raise ModelSpecError("the data have no fitted observations (EVID 0, MDV 0)")
 
 
-def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray) -> set[str]:
+def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray, absorption=()) -> set[str]:
     """Which IIV parameters are sampled centred (``log_ind``) rather than non-centred (``eta_z``).
 
     Centred suits parameters the data inform well (a non-centred one would be strongly correlated
@@ -159,7 +186,7 @@ def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray)
     with its omega). ``poppk.fit`` resolves ``auto`` from the data before building (a pilot's
     expected eta-shrinkage, :mod:`poppk._pilot`) and passes the result as ``override``. Without it,
     ``auto`` is centred when the median subject has at least ``RICH_DATA_OBS``
-    fitted observations, except absorption parameters (KA, TLAG), which stay non-centred: a few
+    fitted observations, except absorption parameters (the kernel's ``absorption``), which stay non-centred: a few
     points on the rising limb rarely pin down each subject's absorption, and with Michaelis-Menten
     elimination a centred KA made every NUTS tree hit the depth limit.
     """
@@ -168,7 +195,7 @@ def _centred_parameters(spec: ModelSpec, override: str | None, mask: np.ndarray)
     out = set()
     for p, c in iiv_choices(spec, override).items():
         if c == "auto":
-            c = "centered" if rich and p not in ABSORPTION else "noncentered"
+            c = "centered" if rich and p not in absorption else "noncentered"
         if c == "centered":
             out.add(p)
     if spec.iiv.structure == "block" and len(iiv) > 1 and 0 < len(out) < len(iiv):
@@ -218,9 +245,46 @@ def sigma_prior(scale: float, sd_log: float | None):
     return dist.HalfNormal(scale) if sd_log is None else dist.LogNormal(jnp.log(scale), sd_log)
 
 
-# Jitted so that running the model eagerly (NumPyro's initialisation, ArviZ's conversion) compiles the
-# dosing engine once instead of dispatching its scans op by op; inside an outer jit it is inlined.
-_predict_jit = jax.jit(predict_subjects, static_argnames="forward")
+def priors(spec: ModelSpec, medians: dict, sigma_scales: dict, levels: dict) -> dict:
+    """Every estimated population parameter's prior, ``{site name: numpyro Distribution}``: the one
+    definition the model samples from and the diagnostics draw (prior against posterior).
+
+    Typical values: log-normal with the spec's median (``medians``, in the data's units) and ``sd_log``;
+    covariate effects: normal; omegas: half-normal with the spec's scale; residual SDs:
+    :func:`sigma_prior` with ``sigma_scales`` (``"auto"`` resolved from the data).
+    """
+    out = {p.name: dist.LogNormal(jnp.log(medians[p.name]), p.prior.sd_log) for p in spec.parameters if p.fixed is None}
+    for c in spec.covariates:
+        if c.fixed is None:
+            out.update({name: dist.Normal(c.mean, c.sd) for name in effect_names(c, levels)})
+    out.update({f"omega_{p}": dist.HalfNormal(s) for p, s in zip(spec.iiv.parameters, spec.iiv.omega)})
+    out.update({s: sigma_prior(sigma_scales[s], spec.error.sd_log(s)) for s in spec.error.sigmas})
+    return out
+
+
+def prior_spread(prior) -> float:
+    """The SD a posterior is compared with to say how much the data informed it: the log-scale SD of a
+    log-normal prior (compared on the log scale), else the prior's own SD."""
+    if isinstance(prior, (dist.LogNormal, dist.Normal)):
+        return float(prior.scale)
+    return float(np.sqrt(prior.variance))
+
+
+def _flip_flop_rates(spec: ModelSpec, kernel):
+    """The kernel's absorption-rate parameter for the flip-flop wall, or ``None`` for no wall; a clear
+    error, never silence, when the wall is asked for and the kernel cannot say its elimination rate."""
+    ka = kernel.absorption_rate
+    if spec.flip_flop != "exclude" or ka is None:
+        return None
+    names = {p.name: 1.0 for p in spec.parameters}
+    if ka not in names:
+        raise ModelSpecError(f"{spec.source}: kernel {spec.kernel} absorbs at rate {ka}, which [parameters] lacks")
+    if kernel.elimination_rate({**dict(kernel.optional), **names}) is None:
+        raise ModelSpecError(
+            f"{spec.source}: kernel {spec.kernel} has first-order absorption ({ka}) but does not declare its "
+            f"elimination rate, which the flip-flop wall ([model] flip_flop = \"exclude\") needs: define "
+            f"elimination_rate(params) on the kernel class, or set flip_flop = \"allow\" and choose the mode by priors")
+    return ka
 
 
 def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, record_pred: bool = False) -> BuiltModel:
@@ -230,6 +294,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     (N, O), for simulation and diagnostics (not stored by fits).
     """
     kernel = spec.make_kernel(data.dose_unit, data.conc_unit)
+    wall = _flip_flop_rates(spec, kernel)
     fit_mask = np.asarray(data.fit_mask)
     has_blq = bool((np.asarray(data.blq) & fit_mask).any())
     blq_method = spec.blq if spec.blq != "auto" else ("M3" if has_blq else "none")
@@ -238,7 +303,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     censored_at = tuple(int(i) for i in np.flatnonzero(censored))
     mask = fit_mask & ~(np.asarray(data.blq) & (blq_method in ("M1", "none")))
 
-    centred = _centred_parameters(spec, parameterization, mask)
+    centred = _centred_parameters(spec, parameterization, mask, kernel.absorption)
     par = _describe(spec.iiv.parameters, centred)
 
     dv = np.asarray(data.dv)
@@ -256,6 +321,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
               for c in spec.covariates if c.kind == "categorical"}
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
+    prior = priors(spec, medians, sigma_scales, levels)
     kernel_params = tuple(kernel.parameters) + tuple(k for k in kernel.optional if k in {p.name for p in spec.parameters})
     iiv = spec.iiv.parameters
     n_iiv = len(iiv)
@@ -273,54 +339,52 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             if p.fixed is not None:
                 theta[p.name] = jnp.asarray(p.fixed)
             else:
-                theta[p.name] = numpyro.sample(p.name, dist.LogNormal(jnp.log(medians[p.name]), p.prior.sd_log))
-        if spec.flip_flop == "exclude" and "KA" in theta:
-            k = elimination_rate(theta, kernel.scale)
-            if k is not None:
-                # Flip-flop (KA < K) fits oral data as well as KA > K: keep the typical values in the usual mode.
-                numpyro.factor("no_flip_flop", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(theta["KA"] / k)))
+                theta[p.name] = numpyro.sample(p.name, prior[p.name])
+        if wall is not None:
+            # Flip-flop (KA < K) fits oral data as well as KA > K: keep the typical values in the usual mode.
+            k = kernel.elimination_rate(theta)
+            numpyro.factor("no_flip_flop", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(theta[wall] / k)))
         effects = {}
         for c in spec.covariates:
             for name in effect_names(c, levels):
-                effects[name] = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(
-                    name, dist.Normal(c.mean, c.sd))
+                effects[name] = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(name, prior[name])
         mu = log_typical(spec, levels, {**theta, **effects}, covariates, n_subjects)
-        log_ind = dict(mu)
         if n_iiv:
-            omega = jnp.stack([numpyro.sample(f"omega_{p}", dist.HalfNormal(s)) for p, s in zip(iiv, spec.iiv.omega)])
+            omega = jnp.stack([numpyro.sample(f"omega_{p}", prior[f"omega_{p}"]) for p in iiv])
             loc = jnp.stack([mu[p] for p in iiv], axis=-1)
             if block:
                 corr = numpyro.sample("L_corr", dist.LKJCholesky(n_iiv, spec.iiv.lkj_eta))
                 tril = omega[:, None] * corr
             with numpyro.plate("subject", n_subjects):
                 if block and c_idx.size:  # a block is centred as a whole
-                    eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril)) - loc
+                    tril_n = jnp.broadcast_to(tril, (n_subjects, n_iiv, n_iiv))
+                    eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril_n)) - loc
                 elif block:
-                    eta = numpyro.sample("eta_z", dist.Normal(jnp.zeros(n_iiv), 1.0).to_event(1)) @ tril.T
+                    eta = numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, n_iiv)), 1.0).to_event(1)) @ tril.T
                 else:
                     parts = []
                     if c_idx.size:
-                        li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], omega[c_idx]).to_event(1))
+                        scale = jnp.broadcast_to(omega[c_idx], (n_subjects, c_idx.size))
+                        li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], scale).to_event(1))
                         parts.append(li - loc[:, c_idx])
                     if nc_idx.size:
-                        z = numpyro.sample("eta_z", dist.Normal(jnp.zeros(len(nc_idx)), 1.0).to_event(1))
-                        parts.append(z * omega[nc_idx])
+                        z = numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, nc_idx.size)), 1.0).to_event(1))
+                        parts.append(z * omega[nc_idx][None, :])
                     eta = jnp.concatenate(parts, axis=-1)[:, order]
             numpyro.deterministic("eta", eta)
-            for k, p in enumerate(iiv):
-                log_ind[p] = loc[:, k] + eta[:, k]
-        ind = {name: jnp.exp(log_ind[name]) for name in kernel_params}
-        if spec.flip_flop == "exclude" and "KA" in iiv:
-            k_i = elimination_rate(ind, kernel.scale)
-            if k_i is not None:
-                # ... and each subject's too (with IIV on KA a subject can flip on its own).
-                numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind["KA"] / k_i)).sum())
+        else:
+            eta = jnp.zeros((n_subjects, 0))
+        ind = individual_parameters(spec, levels, {**theta, **effects}, covariates, eta, n_subjects, kernel_params)
+        if wall is not None and wall in iiv:
+            # ... and each subject's too (with IIV on KA a subject can flip on its own).
+            k_i = kernel.elimination_rate(ind)
+            numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i)).sum())
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
-        pred = _predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities)
+        pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities)
         if record_pred:
             numpyro.deterministic("CONC", pred)
-        sig = {s: numpyro.sample(s, sigma_prior(sigma_scales[s], spec.error.sd_log(s))) for s in spec.error.sigmas}
+        sig = {s: numpyro.sample(s, prior[s]) for s in spec.error.sigmas}
         residual, obs = observation(error_kind, pred, sig, dv, mask, censored, lloq, censored_at)
         with handlers.mask(mask=mask):
             numpyro.sample("DV", residual, obs=obs)
@@ -332,18 +396,11 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         covariates={k: jnp.asarray(v, dtype=float) for k, v in cov_values.items()},
     )
     population = list(spec.estimated)
-    prior_sd = {p.name: p.prior.sd_log for p in spec.parameters if p.prior is not None}
     for c in spec.covariates:
         if c.fixed is None:
-            names = effect_names(c, levels)
-            population += names
-            prior_sd.update({n: c.sd for n in names})
-    population += [f"omega_{p}" for p in iiv]
-    prior_sd.update({f"omega_{p}": s * np.sqrt(1 - 2 / np.pi) for p, s in zip(iiv, spec.iiv.omega)})
-    population += list(spec.error.sigmas)
-    for s, v in sigma_scales.items():  # log-normal: the SD of log(sigma), compared on the log scale (Fit.summary)
-        sd_log = spec.error.sd_log(s)
-        prior_sd[s] = v * np.sqrt(1 - 2 / np.pi) if sd_log is None else sd_log
+            population += effect_names(c, levels)
+    population += [f"omega_{p}" for p in iiv] + list(spec.error.sigmas)
+    prior_sd = {name: prior_spread(d) for name, d in prior.items()}
     init = {p: medians[p] for p in medians}
     init.update({f"omega_{p}": min(0.3, s) for p, s in zip(iiv, spec.iiv.omega)})
     init.update({s: 0.5 * v if spec.error.sd_log(s) is None else v for s, v in sigma_scales.items()})
@@ -352,4 +409,4 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at)
+                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelSpecError
-from ..pk import KERNELS
+from ..pk import KERNELS, AbstractODEModel
 from ..units import CONC_UNITS, DOSE_UNITS
 
 ERROR_MODELS = {
@@ -153,7 +153,8 @@ class ModelSpec:
         for p in self.parameters:
             if p.name == name:
                 return p
-        raise KeyError(name)
+        raise ModelSpecError(f"{self.source}: no parameter {name!r}; the spec has "
+                             f"{', '.join(p.name for p in self.parameters)}")
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -331,7 +332,6 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
     if steps is not None:
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 4:
             raise _err(source, "model.ode_steps", f"must be a whole number >= 4, got {steps!r}")
-        from ..pk import AbstractODEModel
 
         if not issubclass(KERNELS[kernel], AbstractODEModel):
             raise _err(source, "model.ode_steps", f"{kernel} is a closed form; ode_steps applies to ODE kernels")

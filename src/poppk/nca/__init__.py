@@ -85,9 +85,9 @@ class NCAResult:
             return pd.DataFrame(columns=["parameter", "statistic", "unit"])
         if group not in prof.columns:
             if group not in self.covariates.columns:
-                from ..errors import PoppkError
+                from ..errors import NCAError
 
-                raise PoppkError(f"no column {group!r} to group by; use DOSE or one of "
+                raise NCAError(f"no column {group!r} to group by; use DOSE or one of "
                                  f"{', '.join(self.covariates.columns.drop('ID', errors='ignore'))}")
             prof = prof.merge(self.covariates[["ID", group]], on="ID", how="left")
         units = self._units()
@@ -149,17 +149,11 @@ class NCAResult:
 
 
 def _records(source, lloq):
-    from ..data import PKDataset
-    from ..data._check import check_records
-    from ..data._read import normalise_columns, read_csv_frame
+    from ..data import PKDataset, check_frame
 
     if isinstance(source, PKDataset):
         return source.to_frame(), source.dose_unit, source.conc_unit
-    if isinstance(source, pd.DataFrame):
-        frame, name = normalise_columns(source.reset_index(drop=True)), None
-    else:
-        frame, name = read_csv_frame(source)
-    records, _ = check_records(frame, lloq=lloq, source=name, sorted_times=False)
+    records, _ = check_frame(source, lloq=lloq, sorted_times=False)
     return records, None, None
 
 

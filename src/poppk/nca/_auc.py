@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import NCAError
+
 METHODS = ("lin-up/log-down", "linear")
 
 
@@ -30,7 +32,7 @@ def auc(t: np.ndarray, c: np.ndarray, method: str = "lin-up/log-down") -> float:
     2.5
     """
     if method not in METHODS:
-        raise ValueError(f"unknown AUC method {method!r}; use one of {METHODS}")
+        raise NCAError(f"unknown AUC method {method!r}; use one of {METHODS}")
     t, c = np.asarray(t, float), np.asarray(c, float)
     if t.size < 2:
         return 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import NCAError
 from ..units import concentration_scale
 from ._auc import auc, auc_to, interpolate, select_lambda_z
 
@@ -85,7 +86,7 @@ def subject_profiles(
 ) -> tuple[list[dict], list[str]]:
     """Profiles of every subject; a subject with bad records is skipped with a message."""
     if blq not in BLQ_RULES:
-        raise ValueError(f"unknown BLQ rule {blq!r}; use one of {BLQ_RULES}")
+        raise NCAError(f"unknown BLQ rule {blq!r}; use one of {BLQ_RULES}")
     scale = concentration_scale(dose_unit, conc_unit)
     out, messages = [], []
     records = records.assign(ROWNUM=np.arange(len(records)))

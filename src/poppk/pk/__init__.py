@@ -1,33 +1,45 @@
-"""Structural kernels: the one dosing engine every part of poppk uses.
+"""Structural kernels and the one dosing engine every part of poppk uses.
+
+Event arrays (:class:`Doses`, :class:`Sampling`), the rule for where a sample stands in each dose
+train (:func:`train_position`, :func:`time_after_dose`), the ODE integrator
+(:class:`AbstractODEModel`), the kernel registry (:func:`register_kernel`, :data:`KERNELS`) and the
+bundled models in :mod:`poppk.pk.models`, one file each.
 
 >>> from poppk import pk
->>> sorted(pk.KERNELS)
-['oral1cmt', 'oral1cmt_mm', 'oral1cmt_ode']
+>>> {"oral1cmt", "oral1cmt_mm", "oral1cmt_ode"} <= set(pk.KERNELS)   # the bundled ones, and any you register
+True
 """
 
 from __future__ import annotations
 
 from ._base import AbstractPKModel as AbstractPKModel
+from ._base import concentrations as concentrations
+from ._base import predict_jit as predict_jit
 from ._base import predict_subjects as predict_subjects
+from ._events import ADDL_ORDER as ADDL_ORDER
+from ._events import CENTRAL as CENTRAL
+from ._events import DEPOT as DEPOT
+from ._events import DOSE_ARRAYS as DOSE_ARRAYS
 from ._events import Doses as Doses
 from ._events import Sampling as Sampling
 from ._events import expand_trains as expand_trains
 from ._events import merge_regular as merge_regular
+from ._events import time_after_dose as time_after_dose
+from ._events import train_position as train_position
 from ._ode import AbstractODEModel as AbstractODEModel
-from ._oral1cmt import Oral1Cmt as Oral1Cmt
-from ._oral1cmt_mm import Oral1CmtMM as Oral1CmtMM
-from ._oral1cmt_ode import Oral1CmtODE as Oral1CmtODE
 from ._predict import get_kernel as get_kernel
 from ._predict import predict as predict
-
-#: Kernels by the name a model specification or ``--model`` uses.
-KERNELS: dict[str, type[AbstractPKModel]] = {
-    "oral1cmt": Oral1Cmt,
-    "oral1cmt_ode": Oral1CmtODE,
-    "oral1cmt_mm": Oral1CmtMM,
-}
+from ._registry import KERNELS as KERNELS
+from ._registry import kernel_class as kernel_class
+from ._registry import register_kernel as register_kernel
+from . import models as models  # noqa: E402 - registers the bundled kernels
+from .models.oral1cmt import Oral1Cmt as Oral1Cmt
+from .models.oral1cmt_mm import Oral1CmtMM as Oral1CmtMM
+from .models.oral1cmt_ode import Oral1CmtODE as Oral1CmtODE
 
 __all__ = [
-    "AbstractODEModel", "AbstractPKModel", "Doses", "KERNELS", "Oral1Cmt", "Oral1CmtMM", "Oral1CmtODE",
-    "Sampling", "expand_trains", "get_kernel", "merge_regular", "predict", "predict_subjects",
+    "ADDL_ORDER", "AbstractODEModel", "AbstractPKModel", "CENTRAL", "DEPOT", "DOSE_ARRAYS", "Doses", "KERNELS", "Oral1Cmt",
+    "Oral1CmtMM", "Oral1CmtODE", "Sampling", "concentrations", "expand_trains", "get_kernel", "kernel_class",
+    "merge_regular", "models", "predict", "predict_jit", "predict_subjects", "register_kernel", "time_after_dose",
+    "train_position",
 ]

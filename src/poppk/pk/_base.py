@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..errors import ModelSpecError
 from ._events import DEPOT, Doses, Sampling
 
 Params = dict[str, Any]
@@ -34,12 +35,28 @@ class AbstractPKModel(eqx.Module):
     parameters: ClassVar[tuple[str, ...]] = ()
     #: Optional parameters and the values they take when absent.
     optional: ClassVar[dict[str, float]] = {"TLAG": 0.0, "F1": 1.0}
-    #: Units of each parameter (amount and concentration units are the data's).
+    #: Units of each parameter: ``L``, ``L/h``, ``1/h``, ``h``, ``""`` (a fraction), or ``amount/h`` and
+    #: ``conc`` for the data's dose-per-hour and concentration units.
     units: ClassVar[dict[str, str]] = {}
+    #: One line per parameter, for tables and the docs.
+    descriptions: ClassVar[dict[str, str]] = {"TLAG": "absorption lag time", "F1": "bioavailability of depot doses"}
+    #: Absorption parameters: weakly informed by a few points on the rising limb, so ``auto`` samples
+    #: their random effects non-centred.
+    absorption: ClassVar[tuple[str, ...]] = ()
+    #: The first-order absorption rate constant (1/h) that flip-flop kinetics can swap with elimination;
+    #: ``None`` for kernels without first-order absorption (no flip-flop to guard against).
+    absorption_rate: ClassVar[str | None] = None
     #: Whether a fitted model differentiates this kernel by forward sensitivities
     #: (``predict_subjects(..., forward=True)``): worth it where reverse mode is costly (fixed-step ODE
-    #: solvers); not for the closed form (the trial: 0.3 ms against 0.2 ms in reverse mode).
+    #: solvers), not for closed forms.
     forward_sensitivities: ClassVar[bool] = False
+
+    def elimination_rate(self, params: Params):
+        """The first-order elimination rate constant (1/h) at low concentration, from ``params`` (any
+        shape), or ``None`` when the kernel does not say. The flip-flop wall of a fit (``[model]
+        flip_flop = "exclude"``) keeps ``params[absorption_rate]`` above it; a kernel with an
+        ``absorption_rate`` must define this (fits refuse it otherwise)."""
+        return None
 
     def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Any:
         """Dose records (N, D) -> what :meth:`concentrations` consumes (outside jit).
@@ -56,7 +73,7 @@ class AbstractPKModel(eqx.Module):
         """Fill optional parameters with their defaults; check required ones."""
         missing = [p for p in self.parameters if p not in params]
         if missing:
-            raise KeyError(f"{type(self).__name__} needs parameter(s) {', '.join(missing)}")
+            raise ModelSpecError(f"{type(self).__name__} needs parameter(s) {', '.join(missing)}")
         full = dict(self.optional)
         full.update(params)
         return full
@@ -76,8 +93,7 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     one forward-mode pass per parameter for all subjects at once (subjects are independent) -- rather
     than by running the computation backwards. For a fixed-step ODE solver that is much cheaper: reverse
     mode through its nested loops stores and replays every step, while a kernel has only a few
-    parameters per subject (the Michaelis-Menten trial, 16 steps: 11.6 ms per gradient instead of 38.5
-    ms, compiled in 1.9 s instead of 5.0 s; ``benchmarks/ode_gradient.py``). Stan and NONMEM also
+    parameters per subject (``benchmarks/ode_gradient.py`` measures both ways). Stan and NONMEM also
     integrate forward sensitivities for ODEs. Kernels say whether fits should use this
     (``AbstractPKModel.forward_sensitivities``).
     Such a result can be differentiated once, in reverse mode (``jax.grad``, as NUTS and L-BFGS do),
@@ -87,6 +103,29 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     n = sampling.time.shape[0]
     params = {k: jnp.broadcast_to(jnp.asarray(v, dtype=float), (n,)) for k, v in params.items()}
     return (_forward_sensitivities if forward else _all_subjects)(model, params, doses, sampling)
+
+
+def concentrations(model: AbstractPKModel, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, "N O"]:
+    """Prepare ``doses`` for ``model`` (outside jit) and predict every subject: the one call that
+    :func:`predict`, fits' predictions, simulations and dose individualisation share.
+
+    ``params`` as for :func:`predict_subjects` (name -> scalar or ``(N,)``); the result is in the
+    observation unit, shape ``(N, O)``. Call it outside ``jit`` (``prepare`` works in numpy); inside
+    a compiled function use ``model.prepare`` once and :func:`predict_subjects`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poppk.pk import Doses, Sampling, get_kernel, concentrations
+    >>> one = lambda v, dtype=float: np.asarray([[v]], dtype=dtype)
+    >>> doses = Doses(time=one(0.0), amt=one(100.0), cmt=one(2, int), ii=one(0.0), addl=one(0, int),
+    ...               ss=one(False, bool), order=one(0.0), epoch=one(0, int), mask=one(True, bool))
+    >>> sampling = Sampling(time=one(5.0), order=one(1.0), epoch=one(0, int))
+    >>> c = concentrations(get_kernel("oral1cmt"), {"CL": 2.0, "V": 10.0, "KA": 1.0}, doses, sampling)
+    >>> round(float(c[0, 0]), 6)  # 100 / 10 * exp(-0.2 * 5), a bolus into the central compartment
+    3.678794
+    """
+    return _predict_jit(model, params, model.prepare(doses, sampling), sampling)
 
 
 def _all_subjects(model, params, doses, sampling):
@@ -113,3 +152,9 @@ def _forward_sensitivities_bwd(jac, cotangent):
 
 
 _forward_sensitivities.defvjp(_forward_sensitivities_fwd, _forward_sensitivities_bwd)
+
+#: :func:`predict_subjects` compiled: running a model eagerly (NumPyro's initialisation, ArviZ's
+#: conversion) then compiles the dosing engine once instead of dispatching its scans op by op; inside
+#: an outer jit it is inlined.
+predict_jit = jax.jit(predict_subjects, static_argnames="forward")
+_predict_jit = predict_jit

@@ -16,9 +16,15 @@ reset (EVID 3 or 4, or SS=1).
 from __future__ import annotations
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ..errors import EventError
+
+#: Relative tolerance when counting doses given before a sampling time.
+_TIME_TOL = 1e-9
 #: ``order`` of additional (ADDL) doses: after every record at the same time.
 ADDL_ORDER = 1e15
 
@@ -57,6 +63,76 @@ class Sampling(eqx.Module):
     epoch: Int[Array, "... O"]
 
 
+def as_row(doses: Doses) -> Doses:
+    """One subject's dose trains ``(D,)`` as a row ``(1, D)``, to broadcast against samples ``(O, 1)``
+    without implicit rank promotion (JAX strict mode); arrays already 2-D are left as they are."""
+    return jax.tree_util.tree_map(lambda x: x[None, :] if jnp.ndim(x) == 1 else x, doses)
+
+
+def train_position(doses: Doses, t_first, sampling_time, sampling_order, sampling_epoch):
+    """The engine's one rule for where a sample stands in each dose train (module docstring).
+
+    For each (sample, dose train): the doses given so far, the time since the last one and whether
+    the train acts on the sample. ``t_first`` is each train's first dose time (lag applied where a
+    kernel has one). Shapes broadcast: samples along axis 0, trains along axis 1. Returns
+    ``(count, dt, active)``; ``count`` is ``inf`` for steady-state trains. Works on numpy and traced
+    arrays alike (jax.numpy).
+    """
+    doses = as_row(doses)
+    t_first = jnp.reshape(t_first, (1, -1))
+    t = sampling_time[:, None]
+    sampling_order, sampling_epoch = sampling_order[:, None], sampling_epoch[:, None]
+    has_ii = doses.ii > 0
+    ii_s = jnp.where(has_ii, doses.ii, 1.0)
+    u = (t - t_first) / ii_s
+    at_first = jnp.abs(t - t_first) <= _TIME_TOL * jnp.maximum(1.0, jnp.abs(t))
+    first_counts = at_first & (doses.order < sampling_order)
+    # k_last: index of the last dose given strictly before t (ties: first dose by record order).
+    k_last = jnp.where(has_ii, jnp.ceil(u - _TIME_TOL) - 1.0, jnp.where(t > t_first, 0.0, -1.0))
+    k_last = jnp.where(first_counts, jnp.maximum(k_last, 0.0), k_last)
+    k_last = jnp.minimum(k_last, doses.addl.astype(float))
+    same = (doses.epoch == sampling_epoch) & doses.mask
+    active = same & (doses.ss | (k_last >= 0))
+    count = jnp.where(doses.ss, jnp.inf, k_last + 1.0)
+    dt = jnp.where(active, t - (t_first + k_last * jnp.where(has_ii, doses.ii, 0.0)), 0.0)
+    count = jnp.where(active, count, 0.0)
+    return count, dt, active
+
+
+def time_after_dose(doses: Doses, sampling: Sampling) -> tuple[np.ndarray, np.ndarray]:
+    """Hours since the latest dose acting on each sample, and the doses given before it, ``(N, O)`` each.
+
+    The same rule as every kernel (:func:`train_position`, nominal dose times, no lag): a dose counts
+    when it comes before the sample (at the same time, when its record comes first), within the
+    sample's epoch (resets and SS records start one); a sample at a dosing time is the trough before
+    that dose. ``NaN`` time after dose (and 0 doses) for a sample no dose acts on; a steady-state train
+    counts as infinitely many doses (``inf``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row = lambda *v, dtype=float: np.asarray([v], dtype=dtype)
+    >>> doses = Doses(time=row(0.0), amt=row(100.0), cmt=row(1, dtype=int), ii=row(12.0), addl=row(3, dtype=int),
+    ...               ss=row(False, dtype=bool), order=row(0.0), epoch=row(0, dtype=int), mask=row(True, dtype=bool))
+    >>> sampling = Sampling(time=row(6.0, 24.0, 50.0), order=row(1.0, 2.0, 3.0), epoch=row(0, 0, 0, dtype=int))
+    >>> tad, n = time_after_dose(doses, sampling)
+    >>> tad.tolist(), n.tolist()
+    ([[6.0, 12.0, 14.0]], [[1.0, 2.0, 4.0]])
+    """
+    t = np.asarray(sampling.time, dtype=float)
+    n_sub = t.shape[0]
+    tad = np.full(t.shape, np.nan)
+    count = np.zeros(t.shape)
+    for i in range(n_sub):
+        d = Doses(**{name: np.asarray(getattr(doses, name))[i] for name in DOSE_ARRAYS})
+        c, dt, active = (np.asarray(x) for x in train_position(
+            d, np.asarray(d.time, dtype=float), t[i], np.asarray(sampling.order)[i], np.asarray(sampling.epoch)[i]))
+        count[i] = np.where(active, c, 0.0).sum(axis=1)
+        gaps = np.where(active, dt, np.inf).min(axis=1, initial=np.inf)
+        tad[i] = np.where(np.isfinite(gaps), gaps, np.nan)
+    return tad, count
+
+
 def expand_trains(doses: Doses) -> Doses:
     """One entry per administered dose (``addl`` becomes 0), padded, in numpy.
 
@@ -66,7 +142,7 @@ def expand_trains(doses: Doses) -> Doses:
     """
     t = np.asarray(doses.time)
     if t.ndim != 2:
-        raise ValueError("expand_trains expects doses of shape (N, D)")
+        raise EventError(f"expand_trains expects doses of shape (N, D), got {t.shape}")
     addl = np.where(np.asarray(doses.mask), np.asarray(doses.addl), -1)
     counts = (addl + 1).sum(axis=1)
     width = max(int(counts.max()) if counts.size else 0, 1)

@@ -13,6 +13,7 @@ the pre-dose amounts, and differentiated implicitly.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -94,7 +95,9 @@ def _tsit5_step(f, t, h, y, args):
     (the steady-state fixed point needs that) and fails under the ``pmap`` of
     NumPyro's parallel chains.
     """
-    from diffrax._solver.tsit5 import _tsit5_tableau as tab  # diffrax (0.3 s to import) only where an ODE runs
+    import diffrax  # imported only where an ODE runs (it takes a while)
+
+    tab = diffrax.Tsit5.tableau  # the public tableau, as STYLE.md asks
 
     ks = [f(t, y, args)]
     for a_row, c in zip(tab.a_lower, tab.c, strict=True):  # c: nodes of stages 2..
@@ -128,7 +131,12 @@ def _event_order(each: Doses, steady: Doses, sampling: Sampling, fill: Sampling 
 
 
 class AbstractODEModel(AbstractPKModel):
-    """A model given by its right-hand side on (depot, central) amounts."""
+    """A model given by its right-hand side on (depot, central) amounts, with first-order absorption
+    from the depot (``KA``); a concrete kernel gives :meth:`elimination` (and :meth:`elimination_rate`
+    for the flip-flop wall)."""
+
+    absorption: ClassVar[tuple[str, ...]] = ("KA", "TLAG")
+    absorption_rate: ClassVar[str | None] = "KA"
 
     rtol: float = eqx.field(static=True, default=1e-7)
     #: Absolute tolerance as a fraction of the largest dose amount.
@@ -136,9 +144,8 @@ class AbstractODEModel(AbstractPKModel):
     max_steps: int = eqx.field(static=True, default=256)
     ss_rtol: float = eqx.field(static=True, default=1e-10)
     ss_max_intervals: int = eqx.field(static=True, default=5000)
-    #: n > 0: exactly n Tsit5 steps between consecutive events (see :meth:`_solve_grid`), which
-    #: under ``vmap`` and reverse mode costs 0.036 s per gradient on the bundled trial against 0.048 s
-    #: for adaptive stepping (8 steps: 0.011 s; ``benchmarks/ode_gradient.py``).
+    #: n > 0: exactly n Tsit5 steps between consecutive events (see :meth:`_solve_grid`), cheaper
+    #: under ``vmap`` and reverse mode than adaptive stepping (``benchmarks/ode_gradient.py``).
     #: 0: adaptive steps (diffrax PID controller to ``rtol``/``atol``), the reference.
     grid: int = eqx.field(static=True, default=16)
     #: With ``grid``: the longest segment (h) integrated in one go; longer gaps get extra events.
@@ -146,10 +153,8 @@ class AbstractODEModel(AbstractPKModel):
 
     @property
     def forward_sensitivities(self) -> bool:
-        """Fits differentiate the fixed-grid solver by forward sensitivities (Michaelis-Menten trial,
-        8 steps: 6.6 ms per gradient instead of 13.5 ms; 16 steps: 11.6 instead of 38.5 ms), the adaptive
-        one in reverse mode (forward sensitivities there cost 86 ms against 53 ms).
-        ``benchmarks/ode_gradient.py``, 2026-11-30."""
+        """Fits differentiate the fixed-grid solver by forward sensitivities and the adaptive one in
+        reverse mode, whichever is cheaper for it (``benchmarks/ode_gradient.py`` measures both)."""
         return self.grid > 0
 
     @abc.abstractmethod

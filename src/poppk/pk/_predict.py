@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 
-from .._config import configure_jax
+from .._runtime import configure_jax
 from ..errors import ModelSpecError, SolverError
 from ..units import concentration_scale
-from ._base import AbstractPKModel, predict_subjects
+from ._base import AbstractPKModel, concentrations
+from ._registry import kernel_class
 
 if TYPE_CHECKING:
     from ..data import PKDataset
@@ -24,18 +24,7 @@ def get_kernel(name: str, dose_unit: str = "mg", conc_unit: str = "mg/L", **opti
     >>> get_kernel("oral1cmt", "mg", "ng/mL").scale
     1000.0
     """
-    from . import KERNELS
-
-    try:
-        cls = KERNELS[name]
-    except KeyError:
-        raise ModelSpecError(f"unknown structural model {name!r}; choose one of {', '.join(KERNELS)}") from None
-    return cls(scale=concentration_scale(dose_unit, conc_unit), **options)
-
-
-@jax.jit
-def _run(model, params, doses, sampling):
-    return predict_subjects(model, params, doses, sampling)
+    return kernel_class(name)(scale=concentration_scale(dose_unit, conc_unit), **options)
 
 
 def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.ndarray:
@@ -69,7 +58,7 @@ def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.n
     missing = set(model.parameters) - set(params)
     if missing:
         raise ModelSpecError(f"{type(model).__name__} needs parameter(s) {', '.join(sorted(missing))}")
-    out = _run(model, dict(params), model.prepare(data.doses, data.sampling), data.sampling)
+    out = concentrations(model, dict(params), data.doses, data.sampling)
     present = np.asarray(data.present)
     failed = present & ~np.isfinite(np.asarray(out))
     if failed.any():

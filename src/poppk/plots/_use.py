@@ -92,3 +92,34 @@ def plot_dose_options(table: pd.DataFrame, *, ax=None):
 
 
 __all__ = ["plot_dose_options", "plot_exposure_by_regimen", "plot_exposure_response", "plot_regimen_bands"]
+
+
+def figure_regimens(sim, target=None):
+    """The regimen figure ``poppk simulate`` saves: concentration bands beside the exposure metric by
+    regimen (``target.metric`` with its window, else AUCtau_ss). Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    plot_regimen_bands(sim, ax=axes[0])
+    plot_exposure_by_regimen(sim, target.metric if target else "AUCtau_ss", target=target, ax=axes[1])
+    fig.tight_layout()
+    return fig
+
+
+def figure_exposure_response(res):
+    """The figure ``poppk tox`` saves: P(event) against exposure with the patients. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    plot_exposure_response(res, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path, dpi: int = 120):
+    """Write ``fig`` to ``path`` (PNG by its suffix) and close it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

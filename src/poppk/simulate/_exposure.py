@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import PoppkError, SolverError
+from ..errors import SimulationError, SolverError
 from ..pk import Sampling, get_kernel, predict_subjects
 from ._regimen import Regimen, Segment
 
@@ -41,13 +41,13 @@ ALIASES = {"aucss": "AUCtau_ss", "auctau": "AUCtau_ss", "auctau_ss": "AUCtau_ss"
 
 
 def metric_name(name: str) -> str:
-    """The canonical metric for ``name`` (``AUCss`` -> ``AUCtau_ss``); PoppkError if unknown."""
+    """The canonical metric for ``name`` (``AUCss`` -> ``AUCtau_ss``); SimulationError if unknown."""
     if name in METRICS:
         return name
     key = name.strip().lower().replace(",", "").replace(" ", "")
     if key in ALIASES:
         return ALIASES[key]
-    raise PoppkError(f"unknown exposure metric {name!r}; use one of AUCss, Cavss, Cmaxss, Cminss, Tmaxss")
+    raise SimulationError(f"unknown exposure metric {name!r}; use one of AUCss, Cavss, Cmaxss, Cminss, Tmaxss")
 
 
 def metric_unit(metric: str, conc_unit: str) -> str:
@@ -124,19 +124,19 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
     :meth:`VirtualPopulation.parameters` returns them); doses go in ``dose_unit``.
     Patients are processed ``chunk`` at a time by one compiled function.
     """
-    from .._config import configure_jax
+    from .._runtime import configure_jax
 
     configure_jax()
     n = len(next(iter(params.values())))
     if n == 0:
-        raise PoppkError("no virtual patients to simulate")
+        raise SimulationError("no virtual patients to simulate")
     name, options = (kernel, ()) if isinstance(kernel, str) else (kernel.kernel, tuple(kernel.kernel_options.items()))
     metrics, bands = _run_chunks(name, options, params, regimen, dose_unit, conc_unit, band_points, min(chunk, n))
     bad = _failed(metrics)
     if bad.any() and _fixed_step_ode(name, options, dose_unit, conc_unit):
-        # The fixed-step solver can fail for a stiff patient (on the bundled trial's MM fit: 1 in 100,000 at
-        # 110 mg q12h, V 4.8 L, VMAX/(KM V) = 11.7 /h; every other patient within 1e-10 of the adaptive
-        # solver). Those patients are recomputed with the adaptive solver, the reference.
+        # The fixed-step solver can fail for a stiff patient (seen on the bundled trial's MM fit for about 1
+        # virtual patient in 100,000, with a small V and fast elimination). Those patients are recomputed
+        # with the adaptive solver, the reference.
         idx = np.flatnonzero(bad)
         sub = {k: np.asarray(v)[idx] for k, v in params.items()}
         adaptive = tuple((k, v) for k, v in options if k != "grid") + (("grid", 0),)

@@ -5,7 +5,7 @@ Each virtual patient gets one posterior draw of the population parameters
 share a draw, so that summaries can be given with uncertainty intervals),
 new random effects (between-subject variability) and covariates resampled
 from the fitted subjects (or given). Individual parameters come from
-:func:`poppk.model.log_typical`, the function the fitted model itself uses.
+:func:`poppk.model.individual_parameters`, the function the fitted model itself uses.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..errors import PoppkError
-from ..model._build import log_typical
+from ..errors import SimulationError
+from ..model import build_model, iiv_cholesky, individual_parameters, observation
 from ..units import DOSE_UNITS
 
 
@@ -48,14 +48,9 @@ class VirtualPopulation:
         return len(self.replicate)
 
     def eta(self) -> np.ndarray:
-        iiv = list(self.fit.spec.iiv.parameters)
-        if not iiv:
+        if not self.fit.spec.iiv.parameters:
             return np.zeros((self.n, 0))
-        omega = np.stack([self.draws[f"omega_{p}"] for p in iiv], axis=-1)  # (n, k)
-        if "L_corr" in self.draws:
-            scaled = omega[:, :, None] * self.draws["L_corr"]
-            return np.einsum("nij,nj->ni", scaled, self.z)
-        return omega * self.z
+        return np.einsum("nij,nj->ni", np.asarray(iiv_cholesky(self.fit.spec, self.draws)), self.z)
 
     def parameters(self, first_dose: float | None = None, dose_unit: str | None = None) -> dict[str, np.ndarray]:
         """Individual structural parameters ``{name: (n,)}``.
@@ -68,24 +63,14 @@ class VirtualPopulation:
         for c in spec.covariates:
             if c.kind == "dose":
                 if first_dose is None:
-                    raise PoppkError(f"the model has a dose covariate ({c.name}): give the regimen")
+                    raise SimulationError(f"the model has a dose covariate ({c.name}): give the regimen")
                 scale = DOSE_UNITS[dose_unit or fit.data.dose_unit] / DOSE_UNITS[fit.data.dose_unit]
                 covs[c.name] = np.full(self.n, first_dose * scale)
             else:
                 covs[c.name] = self.covariates[c.covariate].to_numpy(float)
-        levels = _levels(fit) if any(c.kind == "categorical" for c in spec.covariates) else {}
-        mu = log_typical(spec, levels, self.draws, covs, self.n)
-        eta = self.eta()
-        out = {k: np.asarray(v) for k, v in mu.items()}
-        for k, p in enumerate(spec.iiv.parameters):
-            out[p] = out[p] + eta[:, k]
-        return {p: np.exp(out[p]) for p in fit.info["kernel_params"]}
-
-
-def _levels(fit) -> dict[str, tuple]:
-    from ..model import build_model
-
-    return build_model(fit.spec, fit.data).levels
+        levels = build_model(spec, fit.data).levels if any(c.kind == "categorical" for c in spec.covariates) else {}
+        ind = individual_parameters(spec, levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
+        return {k: np.asarray(v) for k, v in ind.items()}
 
 
 def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int | None = None,
@@ -106,30 +91,24 @@ def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int |
         Covariate values to sample from (default: the fitted subjects' baseline covariates).
     """
     if n < 1:
-        raise PoppkError(f"the number of virtual patients must be at least 1, got {n}")
+        raise SimulationError(f"the number of virtual patients must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
-    names = list(fit.info["population"])
-    post = fit.tree["posterior"]
-    if "L_corr" in post.data_vars:
-        names.append("L_corr")
-    all_draws = {k: fit.draws(k) for k in names}
-    total = next(iter(all_draws.values())).shape[0]
+    total = fit.tree["posterior"].sizes["chain"] * fit.tree["posterior"].sizes["draw"]
     R = max(1, min(n // 50, 200, total)) if n_replicates is None else int(n_replicates)
     if not 1 <= R:
-        raise PoppkError(f"n_replicates must be at least 1, got {R}")
-    chosen = rng.choice(total, size=R, replace=R > total)
+        raise SimulationError(f"n_replicates must be at least 1, got {R}")
     replicate = np.arange(n) % R
-    draws = {k: v[chosen][replicate] for k, v in all_draws.items()}
+    draws = {k: v[replicate] for k, v in fit.population_draws(R, rng).items()}
 
     needed = sorted({c.covariate for c in fit.spec.covariates if c.kind != "dose"})
     source = fit.data.to_frame().groupby("ID", sort=False).first() if covariates is None else covariates
     missing = [c for c in needed if c not in source.columns]
     if missing:
-        raise PoppkError(f"covariate(s) {', '.join(missing)} needed by the model are not in the covariate table")
+        raise SimulationError(f"covariate(s) {', '.join(missing)} needed by the model are not in the covariate table")
     cols = [c for c in source.columns if c in set(fit.data.covariate_names) | set(needed)]
     table = source[cols].reset_index(drop=True)
     if needed and table[needed].isna().any().any():
-        raise PoppkError(f"the covariate table has missing values in {needed}")
+        raise SimulationError(f"the covariate table has missing values in {needed}")
     rows = rng.integers(0, len(table), size=n) if len(table) else np.zeros(n, int)
     cov = table.iloc[rows].reset_index(drop=True) if len(table) else pd.DataFrame(index=range(n))
     z = rng.standard_normal((n, len(fit.spec.iiv.parameters)))
@@ -137,17 +116,14 @@ def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int |
 
 
 def residual_draws(fit, draws: dict, conc: np.ndarray, seed: int) -> np.ndarray:
-    """``conc`` (n, T) with residual error of each patient's draw of the error model."""
+    """``conc`` (n, T) with residual error of each patient's draw of the error model (:func:`poppk.model.observation`)."""
     from jax import random
 
-    from ..model import PKResidual
-
-    kind = fit.spec.error.model
+    conc = jnp.asarray(conc)
     sig = {s: jnp.asarray(draws[s])[:, None] for s in fit.spec.error.sigmas}
-    res = PKResidual(jnp.maximum(jnp.asarray(conc), 1e-30) if kind in ("proportional", "exponential") else conc,
-                     kind, sd_add=sig.get("sigma_add", 0.0), sd_prop=sig.get("sigma_prop", 0.0),
-                     sd_log=sig.get("sigma_log", 0.0))
-    return np.asarray(res.sample(random.PRNGKey(seed)))
+    nothing = jnp.zeros(conc.shape, bool)
+    residual, _ = observation(fit.spec.error.model, conc, sig, None, ~nothing, nothing, 1.0)
+    return np.asarray(residual.sample(random.PRNGKey(seed)))
 
 
 __all__ = ["VirtualPopulation", "virtual_population", "residual_draws"]

@@ -21,13 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PoppkError
+from ..errors import RegimenError
 from ..pk import Doses
 from ..units import DOSE_UNITS
-
-
-class RegimenError(PoppkError):
-    """A regimen text or object that cannot be understood."""
 
 
 _FREQ = {"qd": 24.0, "od": 24.0, "daily": 24.0, "bid": 12.0, "tid": 8.0, "qid": 6.0, "qw": 168.0, "weekly": 168.0}

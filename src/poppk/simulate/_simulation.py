@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PoppkError
+from ..errors import SimulationError
 from ._exposure import METRICS, exposure_metrics, metric_name, metric_unit, regimen_times
 from ._population import VirtualPopulation, residual_draws, virtual_population
 from ._regimen import Regimen, parse_regimen
@@ -33,9 +33,9 @@ class Target:
             low = float(lo) if lo.strip() else -np.inf
             high = float(hi) if hi.strip() else np.inf
         except ValueError:
-            raise PoppkError(f"cannot read target {text!r}; write it like AUCss=3000:6000") from None
+            raise SimulationError(f"cannot read target {text!r}; write it like AUCss=3000:6000") from None
         if not low < high:
-            raise PoppkError(f"target {text!r}: the lower bound must be below the upper bound")
+            raise SimulationError(f"target {text!r}: the lower bound must be below the upper bound")
         return cls(metric_name(name), low, high)
 
     def contains(self, x) -> np.ndarray:
@@ -92,25 +92,13 @@ class RegimenSimulation:
         return pd.DataFrame(rows)
 
     def save(self, folder: str | Path, target: Target | None = None) -> Path:
-        """``exposures.csv``, ``summary.csv``, ``bands.csv`` and ``regimens.png`` in ``folder``."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from ..plots import plot_exposure_by_regimen, plot_regimen_bands
-
+        """``exposures.csv``, ``summary.csv`` and ``bands.csv`` in ``folder`` (numbers only: the figure is
+        :func:`poppk.plots.figure_regimens`'s, which ``poppk simulate`` saves as ``regimens.png``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.exposures.to_csv(folder / "exposures.csv", index=False)
         self.summary(target).to_csv(folder / "summary.csv", index=False)
         self.bands.to_csv(folder / "bands.csv", index=False)
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        plot_regimen_bands(self, ax=axes[0])
-        plot_exposure_by_regimen(self, target.metric if target else "AUCtau_ss", target=target, ax=axes[1])
-        fig.tight_layout()
-        fig.savefig(folder / "regimens.png", dpi=120)
-        plt.close(fig)
         return folder
 
 
@@ -138,17 +126,22 @@ def simulate_regimen(fit, regimens, n: int = 1000, *, seed: int = 0, residual: b
 
     Examples
     --------
-    >>> sim = simulate_regimen(fit, ["110 mg q12h x 28 d", "200 mg qd x 28 d"], n=1000)  # doctest: +SKIP
-    >>> sim.summary()  # doctest: +SKIP
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> sim = simulate_regimen(fit, ["320 mg q12h x 7 d", "640 mg qd x 7 d"], n=200)
+    >>> s = sim.summary()
+    >>> sorted(set(s.regimen)), "AUCtau_ss" in set(s.metric)
+    (['320 mg q12h x 7 d', '640 mg qd x 7 d'], True)
     """
     if isinstance(regimens, (str, Regimen)):
         regimens = [regimens]
     regimens = tuple(r if isinstance(r, Regimen) else parse_regimen(r) for r in regimens)
     if not regimens:
-        raise PoppkError("give at least one regimen")
+        raise SimulationError("give at least one regimen")
     labels = [r.label for r in regimens]
     if len(set(labels)) != len(labels):
-        raise PoppkError(f"regimens must differ; got {labels}")
+        raise SimulationError(f"regimens must differ; got {labels}")
     pop = population or virtual_population(fit, n, seed=seed, n_replicates=n_replicates, covariates=covariates)
     frames, bands = [], []
     for k, reg in enumerate(regimens):

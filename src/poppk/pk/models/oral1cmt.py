@@ -8,11 +8,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import AbstractPKModel, Params, lagged_times
-from ._events import CENTRAL, DEPOT, Doses, Sampling, merge_regular
+from .._base import AbstractPKModel, Params, lagged_times
+from .._events import CENTRAL, DEPOT, Doses, Sampling, as_row, merge_regular, train_position
+from .._registry import register_kernel
 
-#: Relative tolerance when counting doses given before a sampling time.
-_TIME_TOL = 1e-9
 #: |KA - K| below this fraction of K uses the KA == K limit (dose trains).
 _CLOSE = 1e-6
 #: Below this, (1 - exp(-u)) / u is evaluated by its Taylor series (truncation error u^3 / 24 < 1e-16).
@@ -42,30 +41,7 @@ def _exp_difference(tau, k, ka, e_k, e_ka):
     return tau * jnp.where(k <= ka, e_k, e_ka) * _phi(jnp.abs(ka - k) * tau)
 
 
-def train_position(doses: Doses, t_first, sampling_time, sampling_order, sampling_epoch):
-    """For each (sample, dose train): doses given so far, time since the last one.
-
-    Shapes broadcast: samples along axis 0, trains along axis 1. Returns
-    ``(count, dt, active)``; ``count`` is ``inf`` for steady-state trains.
-    """
-    t = sampling_time[:, None]
-    has_ii = doses.ii > 0
-    ii_s = jnp.where(has_ii, doses.ii, 1.0)
-    u = (t - t_first) / ii_s
-    at_first = jnp.abs(t - t_first) <= _TIME_TOL * jnp.maximum(1.0, jnp.abs(t))
-    first_counts = at_first & (doses.order < sampling_order[:, None])
-    # k_last: index of the last dose given strictly before t (ties: first dose by record order).
-    k_last = jnp.where(has_ii, jnp.ceil(u - _TIME_TOL) - 1.0, jnp.where(t > t_first, 0.0, -1.0))
-    k_last = jnp.where(first_counts, jnp.maximum(k_last, 0.0), k_last)
-    k_last = jnp.minimum(k_last, doses.addl.astype(float))
-    same = (doses.epoch == sampling_epoch[:, None]) & doses.mask
-    active = same & (doses.ss | (k_last >= 0))
-    count = jnp.where(doses.ss, jnp.inf, k_last + 1.0)
-    dt = jnp.where(active, t - (t_first + k_last * jnp.where(has_ii, doses.ii, 0.0)), 0.0)
-    count = jnp.where(active, count, 0.0)
-    return count, dt, active
-
-
+@register_kernel("oral1cmt")
 class Oral1Cmt(AbstractPKModel):
     """Linear one-compartment model with first-order absorption (ADVAN2).
 
@@ -89,16 +65,26 @@ class Oral1Cmt(AbstractPKModel):
 
     parameters: ClassVar[tuple[str, ...]] = ("CL", "V", "KA")
     units: ClassVar[dict[str, str]] = {"CL": "L/h", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
+    descriptions: ClassVar[dict[str, str]] = {
+        **AbstractPKModel.descriptions, "CL": "clearance", "V": "volume of distribution",
+        "KA": "first-order absorption rate constant"}
+    absorption: ClassVar[tuple[str, ...]] = ("KA", "TLAG")
+    absorption_rate: ClassVar[str | None] = "KA"
+
+    def elimination_rate(self, params: Params):
+        """``CL / V`` (1/h)."""
+        return params["CL"] / params["V"]
 
     def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Doses:
-        """Regular single oral doses become ADDL trains (:func:`merge_regular`): 896 doses listed one
-        record each cost 0.21 ms per gradient instead of 10.7 ms (``benchmarks/scaling.py``)."""
+        """Regular single oral doses become ADDL trains (:func:`merge_regular`): the cost of a
+        prediction then does not grow with the number of regular doses (``benchmarks/scaling.py``)."""
         return merge_regular(doses)
 
     def concentrations(self, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, " O"]:
         cl, v, ka = params["CL"], params["V"], params["KA"]
         f1, tlag = params["F1"], params["TLAG"]
         k = cl / v
+        doses = as_row(doses)  # (1, D): trains along axis 1, samples along axis 0
         t_first = lagged_times(doses, tlag)
         count, dt, active = train_position(doses, t_first, sampling.time, sampling.order, sampling.epoch)
         if not doses.trains:

@@ -1,74 +1,21 @@
-"""Commands beyond predict/datasets: nca, fit, compare, export, report, demo."""
+"""Commands on fits: ``fit``, ``compare``, ``export``, ``report``."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from poppk import PoppkError
 
-def _fmt_table(frame, floatfmt: str = "{:.4g}") -> str:
-    import pandas as pd
-
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if pd.isna(v) else floatfmt.format(v)
-        return str(v)
-
-    cols = [str(c) for c in frame.columns]
-    rows = [[fmt(v) for v in r] for r in frame.itertuples(index=False)]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.rjust(w) if i >= 1 else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
-    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def cmd_nca(args) -> int:
-    from .errors import PoppkError
-    from .nca import compute_nca
-
-    res = compute_nca(args.data, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq,
-                      method=args.method, blq=args.blq, min_points=args.min_points)
-    if res.profiles.empty:
-        for m in res.messages:
-            print(f"note: {m}", file=sys.stderr)
-        raise PoppkError("no subject has a profile NCA can analyse (see the notes above)")
-    table = res.table()
-    summary = res.summary(args.group)
-    for target, frame in ((args.out, table), (args.summary, summary)):
-        if target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(target, index=False)
-    n_sub = table["ID"].nunique()
-    print(f"NCA of {n_sub} subject(s), {len(table)} profile(s); AUC {args.method}, BLQ rule {args.blq}; "
-          f"dose {res.dose_unit}, concentration {res.conc_unit}\n")
-    print(_fmt_table(summary))
-    dp = res.dose_proportionality()
-    if not dp.empty:
-        print("\nDose proportionality (power model ln y = a + b ln dose, 90% CI of b):")
-        print(_fmt_table(dp[["profile", "metric", "n", "slope", "lower", "upper"]], "{:.3f}"))
-    for m in res.messages:
-        print(f"note: {m}")
-    for target in (args.out, args.summary):
-        if target:
-            print(f"wrote {target}")
-    return 0
-
-
-def _set_devices(args) -> None:
-    from ._config import set_host_devices
-
-    # One XLA device per chain: chains then run in parallel on all cores (more chains than
-    # cores still share the cores, which beats running them one after the other).
-    set_host_devices(max(1, args.chains))
+from ._common import add_data_args, files_only, fmt_table, set_chain_devices
 
 
 def cmd_fit(args) -> int:
     import json
     import time
 
-    from .data import read_nonmem
-    from .errors import PoppkError
-    from .fit import fit
-    from .model import load_spec
+    from poppk import fit, load_spec, read_nonmem
+    from poppk.fit import folder as fit_folder
 
     start = time.perf_counter()
     out = Path(args.out) if args.out else Path("fits") / f"{Path(args.data).stem}_{Path(args.model).stem}"
@@ -93,21 +40,18 @@ def cmd_fit(args) -> int:
           f"BLQ {result.info['blq_method']}, warm start: {result.info['warm_start']}, "
           f"{diag['mean_num_steps']:.0f} leapfrog steps per iteration\n")
     cols = ["parameter", "q50", "q5", "q95", "cv_pct", "ess_bulk", "r_hat"]
-    print(_fmt_table(summary[cols]))
+    print(fmt_table(summary[cols]))
     if diag["warnings"]:
         print("\nWARNINGS")
         for w in diag["warnings"]:
             print(f"  ! {w}")
     else:
         print("\nconverged: no divergences, r_hat <= 1.01, bulk ESS >= 400")
-    print(f"\nwrote {folder}/ (posterior.nc, summary.csv, individual.csv, diagnostics.json, spec.toml, data.csv) "
-          f"in {result.info['total_seconds']:.0f} s")
+    print(f"\nwrote {folder}/ ({', '.join(fit_folder.FILES)}) in {result.info['total_seconds']:.0f} s")
     return 0
 
 
 def _tree_depth(text: str):
-    from .errors import PoppkError
-
     try:
         parts = tuple(int(p) for p in text.split(","))
     except ValueError:
@@ -118,10 +62,10 @@ def _tree_depth(text: str):
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare_fits
+    from poppk import compare_fits
 
     table, notes = compare_fits(args.fits)
-    print(_fmt_table(table, "{:.2f}"))
+    print(fmt_table(table, "{:.2f}"))
     for n in notes:
         print(f"! {n}")
     if args.out:
@@ -131,32 +75,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no window
-    from .report import write_report
+    files_only()
+    from poppk.report import write_report
 
     path = write_report(args.dir, n_sims=args.n_sims, seed=args.seed, x=args.x, by=args.by)
     print(f"wrote {path} and {Path(args.dir) / 'plots'}/*.png (vpc.csv, npde.csv beside them)")
     return 0
 
 
-def _demo_devices(args) -> None:
-    from ._config import set_host_devices
-
-    set_host_devices(4)  # the demo's fits run 4 chains
-
-
-def cmd_demo(args) -> int:
-    from .demo import run_demo
-
-    run_demo(args.out, quick=args.quick)
-    return 0
-
-
 def cmd_export(args) -> int:
-    from .export import export_tables, parameter_table, to_markdown
-    from .fit import load_fit
+    from poppk import load_fit
+    from poppk.export import export_tables, parameter_table, to_markdown
 
     paths = export_tables(args.dir, args.format, args.out)
     table = parameter_table(load_fit(args.dir))
@@ -166,20 +95,8 @@ def cmd_export(args) -> int:
 
 
 def add_commands(sub) -> None:
-    from .cli import _data_args
-
-    p = sub.add_parser("nca", help="non-compartmental analysis per subject and profile, summaries by group")
-    _data_args(p)
-    p.add_argument("--out", help="per-profile CSV")
-    p.add_argument("--summary", help="summary-by-group CSV")
-    p.add_argument("--group", default="DOSE", help="column to summarise by (default DOSE, the profile's dose)")
-    p.add_argument("--method", default="lin-up/log-down", choices=["lin-up/log-down", "linear"])
-    p.add_argument("--blq", default="zero-before-tmax", choices=["zero-before-tmax", "zero", "drop"])
-    p.add_argument("--min-points", type=int, default=3, help="samples after a dose needed for a profile")
-    p.set_defaults(func=cmd_nca)
-
     p = sub.add_parser("fit", help="Bayesian population fit by NUTS; writes a fit folder")
-    _data_args(p)
+    add_data_args(p)
     p.add_argument("--model", required=True, help="bundled model name (oral1cmt, oral1cmt_mm, ...) or a TOML file")
     p.add_argument("--out", help="fit folder (default fits/DATA_MODEL)")
     p.add_argument("--chains", type=int, default=4)
@@ -196,12 +113,7 @@ def add_commands(sub) -> None:
                    help="start from the Laplace approximation at the mode with a dense metric (auto: ODE models)")
     p.add_argument("--force", action="store_true", help="replace an existing fit folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_fit, before_jax=_set_devices)
-
-    p = sub.add_parser("demo", help="the workflow on the bundled example trial")
-    p.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
-    p.add_argument("--quick", action="store_true", help="fewer draws, linear model only (a few minutes)")
-    p.set_defaults(func=cmd_demo, before_jax=_demo_devices)
+    p.set_defaults(func=cmd_fit, before_jax=set_chain_devices)
 
     p = sub.add_parser("compare", help="PSIS-LOO comparison of fit folders")
     p.add_argument("fits", nargs="+", help="fit folders")

@@ -3,8 +3,7 @@
 The same estimators as ArviZ (arviz-stats' ``ess(method="bulk" | "tail")`` and ``rhat(method="rank")``,
 which ``tests/test_convergence.py`` checks these against to 1e-10), written with numpy and
 ``scipy.special.ndtri`` alone. Why not call arviz-stats: importing it loads ``scipy.stats`` and
-``xarray_einstats`` (about 0.45 s), which was the largest single cost left in writing a short fit's
-summary; every ``poppk fit`` paid it for nine numbers.
+``xarray_einstats``, the largest single cost of writing a short fit's summary, for a handful of numbers.
 
 Arrays are ``(chain, draw)``.
 """

@@ -46,7 +46,7 @@ def _draws(tree: xr.DataTree, name: str) -> np.ndarray:
     return np.asarray(tree["posterior"][name].values)
 
 
-def _ess_rhat(x: np.ndarray) -> tuple[float, float, float]:
+def ess_rhat(x: np.ndarray) -> tuple[float, float, float]:
     """Bulk ESS, tail ESS (5% and 95% quantiles) and rank-normalised R-hat of (chain, draw) draws."""
     x = np.asarray(x, dtype=float)
     return ess_bulk(x), ess_tail(x, (0.05, 0.95)), rhat_rank(x)
@@ -59,7 +59,7 @@ def summarise(tree: xr.DataTree, population: list[str], prior_sd: dict[str, floa
     for name in population:
         x = _draws(tree, name)
         flat = x.reshape(-1)
-        bulk, tail, rhat = _ess_rhat(x)
+        bulk, tail, rhat = ess_rhat(x)
         q5, q50, q95 = np.quantile(flat, [0.05, 0.5, 0.95])
         row = {"parameter": name, "mean": flat.mean(), "sd": flat.std(ddof=1), "q5": q5, "q50": q50, "q95": q95,
                "ess_bulk": bulk, "ess_tail": tail, "r_hat": rhat}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ._ode import AbstractODEModel
+from .._base import Params
+from .._ode import AbstractODEModel
+from .._registry import register_kernel
 
 
+@register_kernel("oral1cmt_mm")
 class Oral1CmtMM(AbstractODEModel):
     """Saturable elimination ``VMAX C / (KM + C)``.
 
@@ -19,6 +22,14 @@ class Oral1CmtMM(AbstractODEModel):
 
     parameters: ClassVar[tuple[str, ...]] = ("VMAX", "KM", "V", "KA")
     units: ClassVar[dict[str, str]] = {"VMAX": "amount/h", "KM": "conc", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
+
+    descriptions: ClassVar[dict[str, str]] = {
+        **AbstractODEModel.descriptions, "VMAX": "maximum elimination rate", "KM": "concentration at half VMAX",
+        "V": "volume of distribution", "KA": "first-order absorption rate constant"}
+
+    def elimination_rate(self, params: Params):
+        """``VMAX / (KM V)`` (1/h, KM converted to dose unit per litre): the rate far below KM."""
+        return params["VMAX"] * self.scale / (params["KM"] * params["V"])
 
     def elimination(self, central, p):
         conc = self.scale * central / p["V"]

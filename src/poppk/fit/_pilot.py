@@ -24,7 +24,7 @@ median subject had 6 or more samples) on a 10-sample design diverged in 68 of 10
 mostly those where a large residual error left CL or V weakly informed; the bundled trial (26
 samples per subject, expected shrinkage of CL 0.001 and V 0.008) samples twice as fast centred.
 
-Two cases skip the pilot: absorption parameters (KA, TLAG) stay non-centred (a few points on the
+Two cases skip the pilot: absorption parameters (the kernel's ``absorption``: KA, TLAG) stay non-centred (a few points on the
 rising limb rarely pin each subject's absorption down, and with Michaelis-Menten elimination a
 centred KA made every NUTS tree hit the depth limit); and when the median subject has fewer than
 two fitted observations per random effect, everything is non-centred: the mode's residual error is
@@ -44,7 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model._build import ABSORPTION, iiv_choices
+from ..model import build_model, iiv_choices
+from ._init import initial_params
+from ._warmstart import find_mode
 
 #: Expected eta-shrinkage below which ``auto`` samples an IIV parameter centred: 0.051, where a
 #: tenth of each subject's posterior precision comes from the population.
@@ -69,15 +71,14 @@ def choose_parameterization(spec, data, *, max_iter: int = 1000) -> Pilot | None
     """The data-informed choice for ``spec``'s ``auto`` IIV parameters on ``data``; ``None`` when
     nothing is left to ``auto``. The result's ``choice`` is an override for ``build_model`` (which
     samples a block of correlated random effects centred only if every parameter in it is)."""
-    from .model import build_model
-
     choice = iiv_choices(spec)
     auto = [p for p, c in choice.items() if c == "auto"]
     if not auto:
         return None
     t0 = time.perf_counter()
     choice.update({p: "noncentered" for p in auto})
-    assess = [p for p in auto if p not in ABSORPTION]
+    absorption = set(spec.make_kernel(data.dose_unit, data.conc_unit).absorption)
+    assess = [p for p in auto if p not in absorption]
 
     def done(shrinkage, reason):
         return Pilot(tuple(choice.items()), shrinkage, time.perf_counter() - t0, reason)
@@ -102,10 +103,8 @@ def choose_parameterization(spec, data, *, max_iter: int = 1000) -> Pilot | None
 def _expected_shrinkage(built, params: list[str], max_iter: int) -> dict[str, float] | None:
     from jax.flatten_util import ravel_pytree
 
-    from ._warmstart import find_mode
-    from .fit import _initial_params
 
-    start = _initial_params(built, 1, np.random.default_rng(0))
+    start = initial_params(built, 1, np.random.default_rng(0))
     start["eta_z"] = jnp.zeros_like(start["eta_z"])
     res, unravel, value_and_grad = find_mode(built, start, max_iter)
     if not np.isfinite(res.fun):

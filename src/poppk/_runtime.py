@@ -1,4 +1,5 @@
-"""JAX configuration that poppk's entry points apply before computing.
+"""JAX configuration that poppk's entry points apply before computing: float64, host devices, the
+compilation cache, and Ctrl-C handling for the command line.
 
 Nothing here runs on import. ``configure_jax`` is called by the public functions
 that create arrays; ``set_host_devices`` must be called before JAX starts
@@ -15,8 +16,8 @@ CACHE_ENV = "POPPK_CACHE_DIR"
 #: The compilation cache is pruned to this size (least recently used programs first), at most once a day.
 CACHE_MAX_BYTES = 2**30
 PRUNE_EVERY_S = 86400.0
-#: Programs that compile faster than this are not cached. Theophylline's fit: 27 of 53 programs kept,
-#: re-run 6.6 s (6.4 s keeping all; 0.05 s: 6 kept, 7.0 s; JAX's default, 1 s: 1 kept, 8.5 s).
+#: Programs that compile faster than this are not cached (JAX's default, 1 s, keeps too few of a fit's
+#: programs to help a re-run; the benchmarks page has the measurement).
 CACHE_MIN_COMPILE_S = 0.01
 
 
@@ -42,8 +43,7 @@ def compilation_cache_dir() -> Path | None:
 def _enable_compilation_cache(jax) -> None:
     """JAX's persistent compilation cache in :func:`compilation_cache_dir`, unless JAX already has one.
 
-    Compiling a model's sampler, pilot and predictions is half of a short fit's time (theophylline:
-    about 6 of 12 s); a run that compiles the same programs again -- the same model on the same data,
+    Compiling a model's sampler, pilot and predictions is about half of a short fit's time; a run that compiles the same programs again -- the same model on the same data,
     a re-run notebook, ``poppk demo`` a second time -- loads them from disk instead. The programs are
     the same executables, so results are bit-identical with and without the cache. A user's own
     ``JAX_COMPILATION_CACHE_DIR`` (or ``jax.config``) setting is left alone. The cache takes effect only
@@ -95,6 +95,30 @@ def _prune(path: Path, max_bytes: int, every_s: float = PRUNE_EVERY_S) -> None:
             total -= size
     except OSError:
         pass  # a cache that cannot be pruned is still a cache
+
+
+def compilation_cache_info() -> tuple[Path | None, int, int]:
+    """(folder, compiled programs, bytes) of the compilation cache JAX uses now (``None, 0, 0`` when off).
+
+    Call :func:`configure_jax` first to turn poppk's cache on."""
+    import jax
+
+    where = jax.config.jax_compilation_cache_dir
+    if where is None:
+        return None, 0, 0
+    path = Path(where)
+    programs = sorted(path.glob("*-cache")) if path.is_dir() else []
+    return path, len(programs), sum(f.stat().st_size for f in programs)
+
+
+def clear_compilation_cache() -> tuple[Path | None, int, int]:
+    """Delete every compiled program in the cache; returns what :func:`compilation_cache_info` said before."""
+    path, n, size = compilation_cache_info()
+    if path is not None and path.is_dir():
+        for f in path.iterdir():
+            if f.is_file() and f.name.endswith(("-cache", "-atime")):
+                f.unlink()
+    return path, n, size
 
 
 def chain_method(chains: int) -> str:

@@ -28,63 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .errors import PoppkError
-from .simulate import Regimen, exposure_metrics, metric_name, metric_unit
-from .simulate._regimen import Segment
+from .._runtime import chain_method, configure_jax
+from ..errors import ToxicityModelError
+from ..fit import ess_rhat
+from ..simulate import metric_name, metric_unit, patient_exposure
 
 #: Exposure values at which the curve is tabulated.
 CURVE_POINTS = 100
-
-
-def patient_regimens(fit, interval: float | None = None) -> dict:
-    """Each fitted subject's maintenance regimen, from the data: ``{ID: Regimen}``.
-
-    The last dose amount, repeated every ``II`` (or the last gap between doses; or ``interval``
-    hours, which single-dose studies need) for as many doses as the subject received, at least 20
-    (steady state for a drug whose half-life is below 3 intervals).
-    """
-    from .pk import expand_trains
-
-    each = expand_trains(fit.data.doses)
-    out = {}
-    for i, sid in enumerate(fit.data.ids):
-        m = np.asarray(each.mask[i])
-        t, a, ii = np.asarray(each.time[i])[m], np.asarray(each.amt[i])[m], np.asarray(each.ii[i])[m]
-        if t.size == 0:
-            raise PoppkError(f"subject {sid} has no doses; no exposure can be computed")
-        tau = interval or (ii[-1] if ii[-1] > 0 else (t[-1] - t[-2] if t.size > 1 else 0.0))
-        if tau <= 0:
-            raise PoppkError(f"subject {sid} received a single dose; steady-state exposure needs a dosing interval "
-                             "(give one: interval=12, or --interval 12)")
-        out[sid] = Regimen((Segment(float(a[-1]), max(int(t.size), 20), float(tau)),), fit.data.dose_unit)
-    return out
-
-
-def patient_exposure(fit, metric: str = "AUCss", *, n_draws: int = 200, seed: int = 0,
-                     interval: float | None = None) -> np.ndarray:
-    """Posterior draws of each fitted subject's steady-state exposure at their own regimen, (N, n_draws)."""
-    return patient_metrics(fit, n_draws=n_draws, seed=seed, interval=interval)[metric_name(metric)]
-
-
-def patient_metrics(fit, *, n_draws: int = 200, seed: int = 0, interval: float | None = None) -> dict:
-    """Every steady-state metric (:data:`poppk.simulate.METRICS`) of each fitted subject at their own
-    regimen: ``{metric: (N, n_draws)}`` posterior draws."""
-    from .simulate import METRICS
-
-    draws = fit.individual_draws(n_draws, seed)
-    regs = patient_regimens(fit, interval)
-    S = next(iter(draws.values())).shape[0]
-    out = {m: np.empty((fit.data.n_subjects, S)) for m in METRICS}
-    groups: dict = {}
-    for i, sid in enumerate(fit.data.ids):
-        groups.setdefault(regs[sid], []).append(i)
-    for reg, idx in groups.items():
-        params = {k: v[:, idx].T.ravel() for k, v in draws.items()}  # (len(idx) * S,)
-        m, _ = exposure_metrics(fit.spec, params, reg, dose_unit=fit.data.dose_unit,
-                                conc_unit=fit.data.conc_unit, band_points=2)
-        for name in METRICS:
-            out[name][idx] = m[name].reshape(len(idx), S)
-    return out
 
 
 def _er_model(logx, y, n_levels: int, ordinal: bool):
@@ -148,13 +98,8 @@ class ExposureResponse:
         return pd.DataFrame(rows)
 
     def save(self, folder: str | Path) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from .plots import plot_exposure_response
-
+        """``patients.csv``, ``curve.csv``, ``draws.csv`` and ``tox.json`` in ``folder`` (numbers only: the
+        figure is :func:`poppk.plots.plot_exposure_response`'s, which ``poppk tox`` saves beside them)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.patients.to_csv(folder / "patients.csv", index=False)
@@ -170,18 +115,13 @@ class ExposureResponse:
         meta = {"event": self.event, "metric": self.metric, "unit": self.unit, "reference": self.reference,
                 "grade": self.grade, "model": self.model, "diagnostics": self.diagnostics}
         (folder / "tox.json").write_text(json.dumps(meta, indent=1, default=float))
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        plot_exposure_response(self, ax=ax)
-        fig.tight_layout()
-        fig.savefig(folder / "exposure_response.png", dpi=120)
-        plt.close(fig)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> ExposureResponse:
         folder = Path(folder)
         if not (folder / "tox.json").exists():
-            raise PoppkError(f"{folder} is not an exposure-response folder (no tox.json); run poppk tox first")
+            raise ToxicityModelError(f"{folder} is not an exposure-response folder (no tox.json); fit one with fit_exposure_response and save it")
         meta = json.loads((folder / "tox.json").read_text())
         frame = pd.read_csv(folder / "draws.csv")
         draws = {"slope": frame["slope"].to_numpy()}
@@ -196,22 +136,22 @@ class ExposureResponse:
 
 def _event_values(ae: pd.DataFrame, event: str, ids) -> np.ndarray:
     if "ID" not in ae.columns:
-        raise PoppkError("the adverse-event table needs an ID column")
+        raise ToxicityModelError("the adverse-event table needs an ID column")
     if event not in ae.columns:
         cols = [c for c in ae.columns if c not in ("ID", "DOSE")]
-        raise PoppkError(f"no column {event!r} in the adverse-event table; it has {', '.join(cols)}")
+        raise ToxicityModelError(f"no column {event!r} in the adverse-event table; it has {', '.join(cols)}")
     col = pd.to_numeric(ae[event], errors="coerce")
     bad = ae.index[col.isna() | (col < 0) | (col != np.round(col))].tolist()
     if bad:
-        raise PoppkError(f"adverse-event table, column {event}: rows {[b + 2 for b in bad[:10]]} are not grades "
+        raise ToxicityModelError(f"adverse-event table, column {event}: rows {[b + 2 for b in bad[:10]]} are not grades "
                          "(whole numbers >= 0); row numbers count the header as row 1")
     by_id = dict(zip(ae["ID"].astype(str), col.astype(int)))
     dup = ae["ID"].astype(str).duplicated()
     if dup.any():
-        raise PoppkError(f"adverse-event table: ID(s) {ae['ID'][dup].tolist()[:10]} appear more than once")
+        raise ToxicityModelError(f"adverse-event table: ID(s) {ae['ID'][dup].tolist()[:10]} appear more than once")
     missing = [sid for sid in ids if str(sid) not in by_id]
     if missing:
-        raise PoppkError(f"adverse-event table lacks fitted subject(s) {missing[:10]}")
+        raise ToxicityModelError(f"adverse-event table lacks fitted subject(s) {missing[:10]}")
     return np.asarray([by_id[str(sid)] for sid in ids])
 
 
@@ -235,22 +175,34 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         Ordinal needs at least two grades above 0 in the data.
     interval : float, optional
         Dosing interval (h) of every subject's maintenance regimen (default: from the data).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> import pandas as pd
+    >>> ae = pd.DataFrame({"ID": fit.data.ids, "NAUSEA": [0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0]})
+    >>> res = fit_exposure_response(fit, ae, "NAUSEA", interval=12, n_draws=20, chains=1, warmup=100,
+    ...                             samples=100)
+    >>> res.metric, list(res.curve.columns)
+    ('AUCtau_ss', ['exposure', 'p_median', 'p_lo', 'p_hi'])
     """
     metric = metric_name(metric)
     if model not in ("logistic", "ordinal"):
-        raise PoppkError(f"model must be 'logistic' or 'ordinal', got {model!r}")
+        raise ToxicityModelError(f"model must be 'logistic' or 'ordinal', got {model!r}")
     y = _event_values(ae, event, fit.data.ids)
     n_levels = int(y.max()) + 1
     if model == "ordinal" and n_levels < 3:
-        raise PoppkError(f"{event}: an ordinal model needs at least two grades above 0; the data have max grade "
+        raise ToxicityModelError(f"{event}: an ordinal model needs at least two grades above 0; the data have max grade "
                          f"{n_levels - 1} (use the logistic model)")
     if not 1 <= grade <= max(n_levels - 1, 1):
-        raise PoppkError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
+        raise ToxicityModelError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
     if model == "logistic":
         y = (y >= grade).astype(int)
     x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)
     if not (np.isfinite(x) & (x > 0)).all():
-        raise PoppkError(f"some patients' {metric} draws are not positive; cannot take logs")
+        raise ToxicityModelError(f"some patients' {metric} draws are not positive; cannot take logs")
     ref = float(np.median(x))
     draws, diag = sample_event_model(np.log(x / ref), y, model=model, chains=chains, warmup=warmup,
                                      samples=samples, seed=seed, progress=progress)
@@ -274,8 +226,6 @@ def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logisti
     and outcomes ``y`` (0/1, or grades for ``ordinal``): posterior draws and diagnostics."""
     from numpyro.infer import MCMC, NUTS
 
-    from ._config import chain_method, configure_jax
-
     configure_jax()
     logx = np.asarray(logx, float)
     if logx.ndim == 1:
@@ -290,16 +240,14 @@ def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logisti
 
 
 def _diagnostics(mcmc) -> dict:
-    from ._fitsummary import _ess_rhat
-
     grouped = mcmc.get_samples(group_by_chain=True)
     out = {"divergences": int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())}
     if next(iter(grouped.values())).shape[0] > 1:
         columns = [np.asarray(v)[..., None] if np.ndim(v) == 2 else np.asarray(v) for v in grouped.values()]
-        stats = [_ess_rhat(c[..., j]) for c in columns for j in range(c.shape[-1])]
+        stats = [ess_rhat(c[..., j]) for c in columns for j in range(c.shape[-1])]
         out["max_r_hat"] = max(s[2] for s in stats)
         out["min_ess_bulk"] = min(s[0] for s in stats)
     return out
 
 
-__all__ = ["ExposureResponse", "fit_exposure_response", "patient_exposure", "patient_regimens", "sample_event_model"]
+__all__ = ["ExposureResponse", "fit_exposure_response", "sample_event_model"]

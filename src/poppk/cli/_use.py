@@ -4,47 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import PoppkError
+from poppk import PoppkError, load_fit
 
+from ._common import files_only, number_list, positive_int, set_chain_devices
+from ._common import fmt_table as _fmt
 
-def _fmt(frame) -> str:
-    from ._cli_more import _fmt_table
-
-    return _fmt_table(frame)
-
-
-def _load(folder: str):
-    from .fit import load_fit
-
-    return load_fit(folder)
+_load = load_fit
 
 
 def _doses(text: str | None, fit) -> list[float]:
     if text:
-        try:
-            return [float(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise PoppkError(f"--doses expects numbers separated by commas, got {text!r}") from None
+        return number_list(text, "--doses", "10,20,40,80")
     import numpy as np
 
     amt = np.asarray(fit.data.doses.amt)[np.asarray(fit.data.doses.mask)]
     return sorted({float(a) for a in amt})  # the strengths given in the trial
 
 
-def _positive_int(value: int, name: str) -> int:
-    if value < 1:
-        raise PoppkError(f"{name} must be at least 1, got {value}")
-    return value
-
-
 def cmd_simulate(args) -> int:
-    from .simulate import Target, simulate_regimen
+    files_only()
+    from poppk.plots import figure_regimens, save_figure
+    from poppk.simulate import Target, simulate_regimen
 
     fit = _load(args.dir)
     target = Target.parse(args.target) if args.target else None
-    sim = simulate_regimen(fit, args.regimen, n=_positive_int(args.n, "--n"), seed=args.seed, residual=args.residual)
+    sim = simulate_regimen(fit, args.regimen, n=positive_int(args.n, "--n"), seed=args.seed, residual=args.residual)
     out = Path(args.out or Path(args.dir) / "simulations")
     sim.save(out, target)
+    save_figure(figure_regimens(sim, target), out / "regimens.png")
     summary = sim.summary(target)
     keep = summary["metric"].isin(["AUCtau_ss", "Cmax_ss", "Cmin_ss", "t_ss_h"]) | summary["metric"].str.startswith("P(")
     print(_fmt(summary[keep]))
@@ -53,10 +40,12 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_tox(args) -> int:
+    files_only()
     import pandas as pd
 
-    from .exposure import fit_exposure_response
-    from .simulate import simulate_regimen
+    from poppk.plots import figure_exposure_response, save_figure
+    from poppk.simulate import simulate_regimen
+    from poppk.tox import fit_exposure_response
 
     fit = _load(args.dir)
     try:
@@ -68,6 +57,7 @@ def cmd_tox(args) -> int:
                                 chains=args.chains, interval=args.interval)
     out = Path(args.out or Path(args.dir) / "tox" / args.event)
     res.save(out)
+    save_figure(figure_exposure_response(res), out / "exposure_response.png")
     d = res.diagnostics
     print(f"{args.event} (grade >= {res.grade}) against {res.metric} ({res.unit}), {res.model} model; "
           f"reference exposure {res.reference:.4g}")
@@ -101,21 +91,19 @@ def cmd_tox(args) -> int:
 def _interval(fit) -> float:
     import numpy as np
 
-    from .exposure import patient_regimens
+    from poppk.simulate import patient_regimens
 
     return float(np.median([r.tau for r in patient_regimens(fit).values()]))
 
 
 def cmd_dose(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    files_only()
     import matplotlib.pyplot as plt
 
-    from .dosing import patient_posterior, recommend_dose, virtual_trial
-    from .exposure import ExposureResponse
-    from .plots import plot_dose_options
-    from .simulate import Target
+    from poppk.dosing import patient_posterior, recommend_dose, virtual_trial
+    from poppk.plots import plot_dose_options
+    from poppk.simulate import Target
+    from poppk.tox import ExposureResponse
 
     fit = _load(args.dir)
     if args.target is None:
@@ -127,10 +115,7 @@ def cmd_dose(args) -> int:
     if args.max_tox_prob is not None and tox is None:
         raise PoppkError("--max-tox-prob needs --tox EVENT (an exposure-toxicity model made by poppk tox)")
     doses = _doses(args.doses, fit)
-    try:
-        intervals = [float(x) for x in str(args.interval).split(",")]
-    except ValueError:
-        raise PoppkError(f"--interval expects hours, e.g. 12 or 12,24; got {args.interval!r}") from None
+    intervals = number_list(args.interval, "--interval", "12 or 12,24")
     out = Path(args.out or Path(args.dir) / "dosing")
     out.mkdir(parents=True, exist_ok=True)
     if args.virtual_trial:
@@ -148,7 +133,7 @@ def cmd_dose(args) -> int:
         return 0
     if not args.patient:
         raise PoppkError("give --patient FILE (one patient's records) or --virtual-trial")
-    from .data import read_nonmem
+    from poppk import read_nonmem
 
     patient = read_nonmem(args.patient, dose_unit=fit.data.dose_unit, conc_unit=fit.data.conc_unit, lloq=args.lloq,
                           warn=False)
@@ -196,9 +181,7 @@ def add_commands(sub) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default DIR/tox/EVENT)")
-    from ._cli_more import _set_devices
-
-    p.set_defaults(func=cmd_tox, before_jax=_set_devices)
+    p.set_defaults(func=cmd_tox, before_jax=set_chain_devices)
 
     p = sub.add_parser("dose", help="PK-guided dose for one patient, or a virtual trial of guided vs fixed dosing")
     p.add_argument("dir", help="fit folder")

@@ -1,8 +1,8 @@
 """From NUTS to a fit's DataTree: the flat potential the sampler differentiates, the draws named and
 constrained, the pointwise log likelihood and predictive draws, and the DataTree itself.
 
-Split from :mod:`poppk.fit` (which runs the pilot, the warm start and NUTS and keeps the results) so
-that each stays one concept; ``benchmarks/floor.py`` samples through :func:`flat_potential` as ``fit`` does.
+:mod:`poppk.fit._sampler` runs the pilot, the warm start and NUTS; this module turns what NUTS returns
+into the fit's DataTree. ``benchmarks/floor.py`` samples through :func:`flat_potential` as ``fit`` does.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import xarray as xr
 
-from .data import PKDataset
+from ..data import PKDataset
+from ..model import observation
+from ..pk import predict_subjects
 
 #: Draws per batch where draws are evaluated together (constraining, pointwise log likelihood).
 CHUNK = 250
@@ -31,14 +33,12 @@ def flat_potential(built, init, chains: int):
     return (lambda x: potential_energy(built.fn, (), model_kwargs, unravel(x))), unravel, flat_init
 
 
-def _constrain_draws(built, unravel, flat: np.ndarray, *, parallel: bool) -> dict:
+def constrain_draws(built, unravel, flat: np.ndarray, *, parallel: bool) -> dict:
     """The model's sites ``{name: (chain, draw, ...)}`` -- constrained latent values and deterministic
     sites (``eta``, the individual parameters ``*_i``) -- from unconstrained flat draws ``(chain, draw, dim)``.
 
     Why NUTS runs on a flat vector and not on NumPyro's dict of sites: the sampler's program is smaller
-    and its leapfrog steps cheaper. Measured on theophylline (4 x (1000 + 1000), 2 cores, same settings):
-    tracing and dispatch 1.58 -> 1.17 s and sampling 1.71 -> 1.43 s with compiled programs cached, 5.24 ->
-    4.19 s and 1.68 -> 1.42 s without; the constraining pass below costs 0.08 s (0.29 s compiling). It is
+    and its leapfrog steps cheaper (the benchmarks page of the docs has the figures). It is
     what NumPyro does to every kept draw inside its loop (``constrain_fn`` with deterministic sites),
     done once afterwards: chains in parallel where they sampled in parallel, draws in batches.
     """
@@ -65,14 +65,11 @@ def _pointwise(built, samples: dict, n: int):
     """Log likelihood and posterior predictive DV per draw, in chunks: (S, N, O) each.
 
     Computed from each draw's individual parameters (the ``*_i`` sites) and residual SDs through the
-    dosing engine and the model's own observation model (:func:`poppk.model._build.observation`),
-    not by running the whole model again per draw (NumPyro's ``log_likelihood``/``Predictive``:
-    1.7 s against 0.8 s, compilation included, for 4,000 draws of the bundled trial). Every chunk
+    dosing engine and the model's own observation model (:func:`poppk.model.observation`),
+    not by running the whole model again per draw (NumPyro's ``log_likelihood``/``Predictive``, about
+    twice as costly). Every chunk
     has the same shape (the last is padded by repeating a draw), so this compiles once.
     """
-    from .model._build import observation
-    from .pk import predict_subjects
-
     kw = {k: built.kwargs[k] for k in ("doses", "sampling", "dv", "mask", "censored", "lloq")}
     names = [k for k in samples if k.endswith("_i")]
     sigmas = list(built.spec.error.sigmas)
@@ -109,12 +106,12 @@ _STAT_NAMES = {"num_steps": "n_steps", "potential_energy": "lp", "accept_prob": 
                "adapt_state.step_size": "step_size"}
 
 
-def _to_tree(grouped: dict, stats: dict, built, data: PKDataset, max_tree_depth=10) -> xr.DataTree:
+def to_tree(grouped: dict, stats: dict, built, data: PKDataset, max_tree_depth=10) -> xr.DataTree:
     """The fit's DataTree from the draws ``{site: (chain, draw, ...)}`` and NUTS statistics.
 
     Built directly with ``arviz_base.from_dict`` (ArviZ's conventions and names, e.g. ``lp``,
-    ``n_steps``, ``tree_depth``); ``from_numpyro`` ran the model eagerly to learn the sites' shapes,
-    about 100 small compilations and 3 s of a 40 s fit.
+    ``n_steps``, ``tree_depth``); ``from_numpyro`` would run the model eagerly to learn the sites'
+    shapes (about a hundred small compilations).
     """
     from importlib.metadata import version
 

@@ -1,0 +1,5 @@
+"""``python -m poppk.cli``: the ``poppk`` command."""
+
+from . import run
+
+run()

@@ -1,0 +1,255 @@
+"""A fitted model, :class:`Fit`, and reading one back from its folder (:func:`load_fit`).
+
+A :class:`Fit` wraps an ArviZ ``xarray.DataTree`` (posterior, sample stats,
+log likelihood, posterior predictive, observed and constant data) with the
+spec and the dataset it was fitted to. ``Fit.save(dir)`` writes the fit
+folder (:mod:`poppk.fit.folder`); :func:`load_fit` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data import PKDataset, read_nonmem
+from ..errors import FitError, ModelSpecError, PoppkError
+from ..model import ModelSpec, parse_spec
+from ..pk import concentrations
+from ._draws import CHUNK
+from ._summary import convergence, individual_table, shrinkage, summarise
+from .folder import FitRecord, read_record, read_tree, write_folder
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted model: posterior DataTree, spec, data and run information."""
+
+    tree: xr.DataTree
+    spec: ModelSpec
+    data: PKDataset
+    info: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    # -- tables -------------------------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Population parameters: mean, sd, 5/50/95% quantiles, ESS, R-hat, CV%, prior SD ratio."""
+        # Computed once per posterior node (ESS and R-hat of every parameter: about 0.5 s); saving a fit
+        # and its diagnostics and printing it each asked again.
+        key = self.tree["posterior"]
+        if self._cache.get("summary_of") is not key:
+            self._cache["summary"] = summarise(self.tree, list(self.info["population"]), self.info["prior_sd"],
+                                               set(self.info["log_scale"]))
+            self._cache["summary_of"] = key
+        return self._cache["summary"].copy()
+
+    def individual(self, exposure: bool = True) -> pd.DataFrame:
+        """Per subject: posterior median and 90% interval of each individual parameter and, where the
+        data give a maintenance regimen (repeated dosing), of steady-state AUCtau, Cmax and Cmin at it."""
+        table = individual_table(self.tree, self.data.ids, list(self.info["kernel_params"]))
+        if exposure:
+            from ..simulate import patient_metrics, patient_regimens  # simulate does not import fit: no cycle
+
+            try:
+                regimens = patient_regimens(self)
+            except PoppkError:  # single doses: no steady state without an assumed interval
+                return table
+            table["regimen"] = [regimens[i].label for i in self.data.ids]
+            metrics = patient_metrics(self)
+            for m in ("AUCtau_ss", "Cmax_ss", "Cmin_ss"):
+                q = np.quantile(metrics[m], [0.05, 0.5, 0.95], axis=1)
+                table[m], table[f"{m}_q5"], table[f"{m}_q95"] = q[1], q[0], q[2]
+        return table
+
+    def diagnostics(self) -> dict:
+        """Convergence diagnostics and warnings, shrinkage, and how the fit was run."""
+        out = convergence(self.tree, self.summary())
+        out["shrinkage"] = shrinkage(self.tree, list(self.spec.iiv.parameters))
+        out["flip_flop_chains"] = self._flip_flop_chains()
+        if out["flip_flop_chains"]:
+            ka = self.spec.make_kernel(self.data.dose_unit, self.data.conc_unit).absorption_rate
+            out["warnings"].append(f"chain(s) {out['flip_flop_chains']} sit in the flip-flop mode (median {ka} below "
+                                   "the elimination rate constant)")
+            out["converged"] = False
+        funnel = self._divergence_advice(out["divergences"], out["shrinkage"])
+        if funnel:
+            out["warnings"].append(funnel)
+        out["run"] = {k: v for k, v in self.info.items() if k not in ("population", "prior_sd", "log_scale")}
+        return out
+
+    def _divergence_advice(self, divergences: int, shrink: dict) -> str | None:
+        """After divergences: with centred IIV, which parameters to sample non-centred, and how; with
+        non-centred IIV, a higher target acceptance and, for designs too sparse for the pilot, fewer
+        random effects.
+
+        A centred individual parameter the data inform weakly (high eta-shrinkage) forms a funnel with
+        its omega. In simulation-based calibration of ``oral1cmt`` on a rich design (10 samples per
+        subject, residual SD drawn up to 1.3 on the log scale), sampling non-centred cut the replications
+        with divergences from 38 to 6 of 50 (``benchmarks/results/sbc_noncentered``).
+        """
+        centred = list(self.info.get("centered", []))
+        if not divergences:
+            return None
+        if not centred:
+            # Non-centred already. In SBC of a 3-sample design (benchmarks/results/sbc_sparse_target095),
+            # target_accept 0.95 halved the replications with divergences.
+            parts = []
+            if self.info.get("target_accept", 0.8) < 0.95:
+                parts.append("refit with --target-accept 0.95 (API: target_accept=0.95)")
+            reason = (self.info.get("pilot") or {}).get("reason", "")
+            if "per random effect" in reason:
+                parts.append(f"{reason.removeprefix('non-centred: ')}: IIV on fewer parameters (KA first) may be "
+                             "all the design supports")
+            return "individual parameters sampled non-centred; " + "; ".join(parts) if parts else None
+        weak = [p for p in centred if shrink.get(p, 0.0) > FUNNEL_SHRINKAGE]
+        names = weak or centred
+        shown = ", ".join(f"{p} ({100 * shrink[p]:.0f}% shrinkage)" if p in shrink else p for p in names)
+        table = ('"noncentered"' if self.spec.iiv.structure == "block"
+                 else "{ " + ", ".join(f'{p} = "noncentered"' for p in names) + " }")
+        how = (f"refit with --parameterization noncentered (API: parameterization='noncentered'), or in the spec: "
+               f"[iiv] parameterization = {table}")
+        if weak:
+            return (f"the divergences are likely the funnel of centred individual parameters the data inform "
+                    f"weakly: {shown}; {how}")
+        return (f"individual parameters sampled centred: {shown}; with shrinkage this low a funnel is less likely, so "
+                f"raise target_accept first, and if divergences remain {how}")
+
+    def _flip_flop_chains(self) -> list[int]:
+        """Chains whose median typical absorption rate is below the typical elimination rate, by the
+        kernel's own facts (``absorption_rate``, ``elimination_rate``); none for kernels without
+        first-order absorption or when either rate is fixed rather than sampled."""
+        kernel = self.spec.make_kernel(self.data.dose_unit, self.data.conc_unit)
+        post = self.tree["posterior"]
+        if kernel.absorption_rate is None or kernel.absorption_rate not in post.data_vars:
+            return []
+        theta = {p.name: (post[p.name].values if p.name in post.data_vars else p.fixed) for p in self.spec.parameters}
+        k = kernel.elimination_rate(theta)
+        if k is None:
+            return []
+        ka = np.median(post[kernel.absorption_rate].values, axis=1)
+        k = np.median(np.broadcast_to(np.asarray(k), ka.shape + (post.sizes["draw"],)), axis=1)
+        return [int(c) for c in np.flatnonzero(ka < k)]
+
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of ``name`` with chains merged: shape ``(S, ...)``."""
+        x = np.asarray(self.tree["posterior"][name].values)
+        return x.reshape(-1, *x.shape[2:])
+
+    def population_draws(self, n: int | None = None, rng: np.random.Generator | int = 0, *,
+                         replace: bool | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws of the population parameters ``{name: (n, ...)}`` (typical values, effects,
+        omegas, residual SDs and, for a block, ``L_corr``): the one way simulations, VPCs and dose
+        individualisation draw them. ``n=None``: every draw, in order; else ``n`` at random (with
+        replacement when ``n`` exceeds the draws, unless ``replace`` says otherwise)."""
+        names = list(self.info["population"])
+        if "L_corr" in self.tree["posterior"].data_vars:
+            names.append("L_corr")
+        draws = {k: self.draws(k) for k in names}
+        if n is None:
+            return draws
+        total = next(iter(draws.values())).shape[0]
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        idx = rng.choice(total, size=n, replace=n > total if replace is None else replace)
+        return {k: v[idx] for k, v in draws.items()}
+
+    def individual_draws(self, n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+        """Individual parameter draws ``{name: (S, N)}`` (``n`` draws at random if given)."""
+        out = {p: self.draws(f"{p}_i") for p in self.info["kernel_params"]}
+        total = next(iter(out.values())).shape[0]
+        if n is not None and n < total:
+            idx = np.random.default_rng(seed).choice(total, n, replace=False)
+            out = {k: v[idx] for k, v in out.items()}
+        return out
+
+    def concentration_draws(self, doses, sampling, *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
+        """Noise-free concentrations of each fitted subject for ``n_draws`` posterior draws, (S, N, O).
+
+        ``doses`` and ``sampling`` are event arrays for the fitted subjects, in their order (a
+        dataset's ``doses``/``sampling``, or any sampling grid); units are the fitted data's.
+        """
+        kernel = self.spec.make_kernel(self.data.dose_unit, self.data.conc_unit)
+        params = self.individual_draws(n_draws, seed)
+        run = jax.jit(jax.vmap(lambda p: concentrations(kernel, p, doses, sampling)))  # prepared once, when traced
+        return np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
+                               for i in range(0, len(next(iter(params.values()))), CHUNK)])
+
+    def predict(self, data: PKDataset | None = None, *, n_draws: int = 200, seed: int = 0,
+                quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+        """Individual predictions (posterior quantiles, no residual error) at every record of ``data``.
+
+        ``data`` holds the same subjects with any dose and sampling records
+        (default: the fitted data); predictions come from each subject's
+        posterior draws through the same dosing engine as the fit.
+        """
+        data = self.data if data is None else data
+        if tuple(data.ids) != tuple(self.data.ids):
+            raise FitError("predict needs the fitted subjects, in the same order")
+        conc = self.concentration_draws(data.doses, data.sampling, n_draws=n_draws, seed=seed)
+        q = np.quantile(conc, quantiles, axis=0)
+        present = np.asarray(data.present)
+        frame = pd.DataFrame({
+            "ID": np.repeat(np.asarray(data.ids, dtype=object), present.shape[1])[present.ravel()],
+            "TIME": np.asarray(data.sampling.time)[present],
+            "DV": np.asarray(data.dv)[present],
+        })
+        for qq, arr in zip(quantiles, q):
+            frame[f"IPRED_q{round(100 * qq):d}"] = arr[present]
+        return frame
+
+    @property
+    def record(self) -> FitRecord:
+        """``info`` as the typed record written to ``fit.json``."""
+        return FitRecord.from_info(self.info)
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write the fit folder (:mod:`poppk.fit.folder`), whole or not at all; FitError if ``folder``
+        exists and not ``force``."""
+        return write_folder(folder, tree=self.tree, summary=self.summary(), individual=self.individual(),
+                            diagnostics=self.diagnostics(), spec_text=self.spec.text, data_frame=self.data.to_frame(),
+                            record=self.record, force=force)
+
+
+def load_fit(folder: str | Path) -> Fit:
+    """Read a fit folder written by :meth:`Fit.save` (or ``poppk fit``).
+
+    Raises
+    ------
+    FitError
+        Not a fit folder, a file missing or damaged, or a fit-folder format newer than this poppk reads
+        (older formats are upgraded with a :class:`~poppk.fit.folder.FitFolderWarning`).
+
+    Examples
+    --------
+    >>> import poppk
+    >>> fit = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", chains=1, warmup=100,
+    ...                 samples=100, progress=False)
+    >>> import tempfile, pathlib
+    >>> folder = fit.save(pathlib.Path(tempfile.mkdtemp()) / "theo")
+    >>> again = poppk.load_fit(folder)
+    >>> again.info["format_version"], list(again.summary().parameter[:3])
+    (1, ['CL', 'V', 'KA'])
+    """
+    folder = Path(folder)
+    record = read_record(folder)
+    try:
+        spec = parse_spec((folder / "spec.toml").read_text(), source=str(folder / "spec.toml"))
+    except (PoppkError, UnicodeDecodeError) as exc:
+        raise FitError(f"{folder}/spec.toml is damaged: {exc}") from None
+    try:
+        data = read_nonmem(folder / "data.csv", dose_unit=record.dose_unit, conc_unit=record.conc_unit, warn=False)
+    except PoppkError as exc:
+        raise FitError(f"{folder}/data.csv is damaged: {exc}") from None
+    return Fit(read_tree(folder), spec, data, record.to_info())
+
+
+#: eta-shrinkage above which a centred IIV parameter is named as the likely funnel after divergences.
+FUNNEL_SHRINKAGE = 0.2
+
+
+__all__ = ["Fit", "load_fit"]
+
+

@@ -53,10 +53,10 @@ class Oral1Cmt(AbstractPKModel):
     and ``D/V exp(-K t)`` for a bolus into the central compartment (CMT 2).
     Dose trains (ADDL/II) and steady state (SS=1) are summed as geometric
     series, so cost does not grow with the number of regular doses. At
-    ``KA == K`` the limit ``F1 D K t exp(-K t) / V`` is used: for single doses
-    the divided difference ``(exp(-K t) - exp(-KA t)) / (KA - K)`` is evaluated
-    without cancellation; for trains, within 1e-6 relative of ``KA == K``,
-    as the derivative at the midpoint.
+    ``KA == K`` the limit ``F1 D K t exp(-K t) / V`` is used: the divided
+    difference ``(exp(-K t) - exp(-KA t)) / (KA - K)`` is evaluated without
+    cancellation, and for trains the divided difference of the geometric sum,
+    within 1e-6 relative of ``KA == K``, as its derivative at the midpoint.
 
     Parameters: CL (L/h), V (L), KA (1/h); optional TLAG (h), F1.
     Flip-flop (KA < K) gives the same curve as KA and K swapped; priors or
@@ -93,17 +93,23 @@ class Oral1Cmt(AbstractPKModel):
             e_k = jnp.exp(-k * dt)
             depot, bolus = ka * _exp_difference(dt, k, ka, e_k, jnp.exp(-ka * dt)), e_k
         else:
-            def series(x):
-                return jnp.exp(-x * dt) * _geometric(x, count, doses.ii, doses.ss)
+            # Trains: S(x) = exp(-x dt) G(x), G the geometric sum over the doses given. The depot term
+            # KA (S(K) - S(KA)) / (KA - K) is split as KA [exp(-K dt) (G(K) - G(KA)) / (KA - K)
+            # + G(KA) (exp(-K dt) - exp(-KA dt)) / (KA - K)]: the second divided difference is evaluated
+            # without cancellation (as for single doses, which it then equals exactly, G = 1), the
+            # first, of the smooth G, by its derivative at the midpoint within _CLOSE of KA == K.
+            def geometric(x):
+                return _geometric(x, count, doses.ii, doses.ss)
 
-            # Depot: KA (S(K) - S(KA)) / (KA - K), with the KA -> K limit -S'(K).
+            e_k, e_ka = jnp.exp(-k * dt), jnp.exp(-ka * dt)
+            g_k, g_ka = geometric(k), geometric(ka)
             diff = ka - k
             close = jnp.abs(diff) <= _CLOSE * k
-            bolus = series(k)
-            direct = (bolus - series(ka)) / jnp.where(close, 1.0, diff)
             mid = jnp.where(close, 0.5 * (ka + k), k)
-            _, slope = jax.jvp(series, (mid,), (jnp.ones_like(mid),))
-            depot = ka * jnp.where(close, -slope, direct)
+            _, slope = jax.jvp(geometric, (mid,), (jnp.ones_like(mid),))
+            dg = jnp.where(close, -slope, (g_k - g_ka) / jnp.where(close, 1.0, diff))
+            bolus = e_k * g_k
+            depot = ka * (e_k * dg + g_ka * _exp_difference(dt, k, ka, e_k, e_ka))
         amounts = jnp.where(doses.cmt == DEPOT, f1 * depot, jnp.where(doses.cmt == CENTRAL, bolus, 0.0))
         amounts = jnp.where(active, doses.amt * amounts, 0.0)
         return self.scale * amounts.sum(axis=1) / v

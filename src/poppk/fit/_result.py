@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data import PKDataset, read_nonmem
-from ..errors import FitError, ModelSpecError, PoppkError
+from ..errors import FitError, PoppkError
 from ..model import ModelSpec, parse_spec
 from ..pk import concentrations
 from ._draws import CHUNK

@@ -9,7 +9,6 @@ from poppk import PoppkError, load_fit
 from ._common import files_only, number_list, positive_int, set_chain_devices
 from ._common import fmt_table as _fmt
 
-_load = load_fit
 
 
 def _doses(text: str | None, fit) -> list[float]:
@@ -26,7 +25,7 @@ def cmd_simulate(args) -> int:
     from poppk.plots import figure_regimens, save_figure
     from poppk.simulate import Target, simulate_regimen
 
-    fit = _load(args.dir)
+    fit = load_fit(args.dir)
     target = Target.parse(args.target) if args.target else None
     sim = simulate_regimen(fit, args.regimen, n=positive_int(args.n, "--n"), seed=args.seed, residual=args.residual)
     out = Path(args.out or Path(args.dir) / "simulations")
@@ -47,7 +46,7 @@ def cmd_tox(args) -> int:
     from poppk.simulate import simulate_regimen
     from poppk.tox import fit_exposure_response
 
-    fit = _load(args.dir)
+    fit = load_fit(args.dir)
     try:
         ae = pd.read_csv(args.ae)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -105,7 +104,7 @@ def cmd_dose(args) -> int:
     from poppk.simulate import Target
     from poppk.tox import ExposureResponse
 
-    fit = _load(args.dir)
+    fit = load_fit(args.dir)
     if args.target is None:
         raise PoppkError("--target is required, e.g. --target AUCss=3000:6000")
     target = Target.parse(args.target)

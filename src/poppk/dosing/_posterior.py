@@ -47,8 +47,7 @@ def population_sample(fit, n_pop: int, seed: int, method: str) -> dict:
     replacement), or for ``method="map"`` their medians (one 'draw')."""
     if method == "map":
         return {k: np.median(v, axis=0)[None] for k, v in fit.population_draws().items()}
-    total = fit.tree["posterior"].sizes["chain"] * fit.tree["posterior"].sizes["draw"]
-    return fit.population_draws(min(n_pop, total), seed, replace=False)
+    return fit.population_draws(min(n_pop, fit.n_draws), seed, replace=False)
 
 
 def make_patient_solver(fit, *, per_draw: int, method: str):

@@ -139,6 +139,12 @@ class Fit:
         x = np.asarray(self.tree["posterior"][name].values)
         return x.reshape(-1, *x.shape[2:])
 
+    @property
+    def n_draws(self) -> int:
+        """Posterior draws kept, all chains together."""
+        post = self.tree["posterior"]
+        return post.sizes["chain"] * post.sizes["draw"]
+
     def population_draws(self, n: int | None = None, rng: np.random.Generator | int = 0, *,
                          replace: bool | None = None) -> dict[str, np.ndarray]:
         """Posterior draws of the population parameters ``{name: (n, ...)}`` (typical values, effects,
@@ -151,9 +157,8 @@ class Fit:
         draws = {k: self.draws(k) for k in names}
         if n is None:
             return draws
-        total = next(iter(draws.values())).shape[0]
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        idx = rng.choice(total, size=n, replace=n > total if replace is None else replace)
+        idx = rng.choice(self.n_draws, size=n, replace=n > self.n_draws if replace is None else replace)
         return {k: v[idx] for k, v in draws.items()}
 
     def individual_draws(self, n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:

@@ -93,8 +93,7 @@ def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int |
     if n < 1:
         raise SimulationError(f"the number of virtual patients must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
-    total = fit.tree["posterior"].sizes["chain"] * fit.tree["posterior"].sizes["draw"]
-    R = max(1, min(n // 50, 200, total)) if n_replicates is None else int(n_replicates)
+    R = max(1, min(n // 50, 200, fit.n_draws)) if n_replicates is None else int(n_replicates)
     if not 1 <= R:
         raise SimulationError(f"n_replicates must be at least 1, got {R}")
     replicate = np.arange(n) % R

@@ -16,3 +16,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+#: The example model files beside the bundled specs are user files, imported through their specs
+#: (``[model] file``, poppk.pk.load_kernel_file), never as modules of the package.
+collect_ignore_glob = ["src/poppk/models/*.py"]

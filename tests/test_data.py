@@ -33,15 +33,18 @@ BAD_CASES = [
     ("time_backwards", HEADER, GOOD[:3] + ["1,2,0,4,0,0,2,0,0,0"], 4, "TIME", "backwards"),
     ("dose_without_amt", HEADER, ["1,0,.,.,1,1,1,0,0,0", "1,1,0,5,0,0,2,0,0,0"], 1, "AMT", "without a positive AMT"),
     ("addl_without_ii", HEADER, ["1,0,100,.,1,1,1,0,4,0", "1,1,0,5,0,0,2,0,0,0"], 1, "II", "ADDL"),
-    ("ss_without_ii", HEADER, ["1,0,100,.,1,1,1,0,0,1", "1,1,0,5,0,0,2,0,0,0"], 1, "II", "SS=1"),
+    ("ss_without_ii", HEADER, ["1,0,100,.,1,1,1,0,0,1", "1,1,0,5,0,0,2,0,0,0"], 1, "II", "SS needs a dosing interval"),
     ("duplicated", HEADER, GOOD[:2] + [GOOD[1]], 3, None, "duplicated record (same as row 2)"),
     ("unknown_evid", HEADER, GOOD[:1] + ["1,1,0,5,9,0,2,0,0,0"], 2, "EVID", "unknown EVID 9"),
-    ("unknown_dose_cmt", HEADER, ["1,0,100,.,1,1,5,0,0,0", "1,1,0,5,0,0,2,0,0,0"], 1, "CMT", "unknown dose compartment"),
-    ("unknown_obs_cmt", HEADER, GOOD[:1] + ["1,1,0,5,0,0,1,0,0,0"], 2, "CMT", "observation compartment"),
+    ("unknown_dose_cmt", HEADER, ["1,0,100,.,1,1,5,0,0,0", "1,1,0,5,0,0,2,0,0,0"], 1, "CMT", "dose into CMT 5, which oral1cmt does not have"),
+    ("unknown_obs_cmt", HEADER, GOOD[:1] + ["1,1,0,5,0,0,1,0,0,0"], 2, "CMT", "observation of CMT 1 (depot)"),
     ("id_not_contiguous", HEADER, GOOD[:2] + GOOD[3:5] + ["1,6,0,2,0,0,2,0,0,0"], 5, "ID", "appears again"),
     ("blq_without_lloq", "ID,TIME,AMT,DV,EVID,MDV,BLQ", ["1,0,100,.,1,1,0", "1,1,0,.,0,0,1"], 2, "LLOQ", "LLOQ"),
     ("obs_without_dv", HEADER, GOOD[:1] + ["1,1,0,.,0,0,2,0,0,0"], 2, "DV", "has no DV"),
-    ("infusion", HEADER + ",RATE", ["1,0,100,.,1,1,2,0,0,0,50", "1,1,0,5,0,0,2,0,0,0,0"], 1, "RATE", "infusions"),
+    ("bad_rate", HEADER + ",RATE", ["1,0,100,.,1,1,2,0,0,0,-3", "1,1,0,5,0,0,2,0,0,0,0"], 1, "RATE", "RATE must be 0"),
+    ("modelled_duration", HEADER + ",RATE", ["1,0,100,.,1,1,1,0,0,0,-2", "1,1,0,5,0,0,2,0,0,0,0"], 1, "RATE",
+     "the model parameter D1"),
+    ("ss3", HEADER, ["1,0,100,.,1,1,1,12,0,3", "1,1,0,5,0,0,2,0,0,0"], 1, "SS", "SS must be 0, 1 or 2"),
 ]
 
 

@@ -33,7 +33,7 @@ def _row(*values, dtype=float):
 
 
 def test_time_after_dose_by_hand():
-    doses = Doses(time=_row(0.0, 50.0), amt=_row(100.0, 100.0), cmt=_row(1, 1, dtype=int), ii=_row(12.0, 24.0),
+    doses = Doses(time=_row(0.0, 50.0), amt=_row(100.0, 100.0), rate=_row(0.0, 0.0), cmt=_row(1, 1, dtype=int), ii=_row(12.0, 24.0),
                   addl=_row(2, 0, dtype=int), ss=_row(False, True, dtype=bool), order=_row(1.0, 6.0),
                   epoch=_row(0, 2, dtype=int), mask=_row(True, True, dtype=bool))
     sampling = Sampling(time=_row(0.0, 12.0, 30.0, 45.0, 60.0), order=_row(0.0, 2.0, 3.0, 5.0, 7.0),

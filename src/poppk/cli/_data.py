@@ -15,11 +15,15 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from poppk.data import from_frame, read_csv_frame
-    from poppk.pk import get_kernel, predict
+    from poppk import load_spec
+    from poppk.pk import KERNELS, get_kernel, predict
 
     original, name = read_csv_frame(args.data)
     data = from_frame(original, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq, source=name)
-    kernel = get_kernel(args.model, data.dose_unit, data.conc_unit)
+    if args.model in KERNELS:
+        kernel = get_kernel(args.model, data.dose_unit, data.conc_unit)
+    else:  # a spec, bundled or a TOML file (which may name the user's own model file)
+        kernel = load_spec(args.model).make_kernel(data.dose_unit, data.conc_unit)
     pred = predict(kernel, parse_params(args.param), data)
     present = np.asarray(data.present)
     pred_col = np.full(len(original), np.nan)
@@ -92,7 +96,8 @@ def cmd_nca(args) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("predict", help="population predictions (no variability) at every record")
     add_data_args(p)
-    p.add_argument("--model", required=True, help=f"structural model: {', '.join(sorted(KERNELS))}")
+    p.add_argument("--model", required=True, help=f"structural model: {', '.join(sorted(KERNELS))}, or a model spec "
+                                                  "(bundled name or TOML file, e.g. one naming your own model file)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="parameter value (repeat)")
     p.add_argument("--out", help="output CSV (default: standard output)")
     p.set_defaults(func=cmd_predict)

@@ -158,15 +158,17 @@ def check_records(
     v.where(is_obs & (amt0 > 0), "AMT", "observation record (EVID 0) with AMT > 0; set EVID=1 for a dose")
 
     if "CMT" in num:
+        # Compartment numbers are the model's (NONMEM's ADVAN numbering): which ones exist is checked
+        # against the structural model when one is used (poppk.pk.dose_problems), not here.
         cmt = num["CMT"]
-        v.where(is_dose & ~np.isin(cmt, (1, 2)), "CMT",
-                lambda r: f"unknown dose compartment CMT {cmt[r]:g} (1 depot/oral, 2 central/IV bolus)")
-        obs_cmt_ok = np.isnan(cmt) | np.isin(cmt, (0, 2))
-        v.where(is_obs & ~obs_cmt_ok, "CMT",
-                lambda r: f"unknown observation compartment CMT {cmt[r]:g} (concentrations are observed in CMT 2, central)")
-        cmt = np.where(is_dose, np.nan_to_num(cmt, nan=1.0), 2.0)
+        whole = ~np.isnan(cmt) & (cmt == np.round(cmt))
+        v.where(is_dose & ~np.isnan(cmt) & ~(whole & (cmt >= 1)), "CMT",
+                lambda r: f"dose compartment CMT must be a whole number >= 1, not {cmt[r]:g}")
+        v.where(is_obs & ~np.isnan(cmt) & ~(whole & (cmt >= 0)), "CMT",
+                lambda r: f"observation compartment CMT must be a whole number >= 0, not {cmt[r]:g}")
+        cmt = np.where(is_dose, np.nan_to_num(cmt, nan=1.0), np.nan_to_num(cmt, nan=0.0))
     else:
-        cmt = np.where(is_dose, 1.0, 2.0)
+        cmt = np.where(is_dose, 1.0, 0.0)
 
     ii = np.nan_to_num(num.get("II", np.zeros(n)), nan=0.0)
     v.where(ii < 0, "II", "II is negative")
@@ -175,11 +177,16 @@ def check_records(
     v.where((addl > 0) & ~is_dose, "ADDL", "ADDL on a record that is not a dose")
     v.where(is_dose & (addl > 0) & (ii <= 0), "II", "II is missing or 0 where ADDL > 0 needs a dosing interval")
     ss = np.nan_to_num(num.get("SS", np.zeros(n)), nan=0.0)
-    v.where(~np.isin(ss, (0, 1)), "SS", lambda r: f"SS must be 0 or 1 (SS=2 is not supported), not {ss[r]:g}")
-    v.where((ss == 1) & ~is_dose, "SS", "SS=1 on a record that is not a dose")
-    v.where(is_dose & (ss == 1) & (ii <= 0), "II", "II is missing or 0 where SS=1 needs a dosing interval")
+    v.where(~np.isin(ss, (0, 1, 2)), "SS", lambda r: f"SS must be 0, 1 or 2 (SS=3 is not supported), not {ss[r]:g}")
+    v.where((ss > 0) & ~is_dose, "SS", lambda r: f"SS={ss[r]:g} on a record that is not a dose")
+    v.where(is_dose & (ss > 0) & (ii <= 0), "II",
+            "II is missing or 0 where SS needs a dosing interval (a constant infusion at steady state, "
+            "SS with II=0, is not supported)")
     rate = np.nan_to_num(num.get("RATE", np.zeros(n)), nan=0.0)
-    v.where(rate != 0, "RATE", "infusions (RATE != 0) are not supported yet; use bolus (RATE=0) doses")
+    v.where(is_dose & ~((rate >= 0) | np.isin(rate, (-1, -2))), "RATE",
+            lambda r: f"RATE must be 0 (bolus), > 0 (infusion rate), -1 (modelled rate R) or -2 (modelled duration D), "
+                      f"not {rate[r]:g}")
+    v.where(~is_dose & (rate != 0), "RATE", lambda r: f"RATE={rate[r]:g} on a record that is not a dose")
 
     blq_col = num.get("BLQ")
     lloq_col = num.get("LLOQ")
@@ -237,6 +244,7 @@ def check_records(
     out["II"] = ii
     out["ADDL"] = addl.astype(np.int64)
     out["SS"] = ss.astype(np.int64)
+    out["RATE"] = rate
     out["BLQ"] = blq.astype(np.int64)
     out["LLOQ"] = lloq_v
     for col in frame.columns:

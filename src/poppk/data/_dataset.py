@@ -19,7 +19,7 @@ from ..units import check_conc_unit, check_dose_unit
 from ._check import check_records
 from ._read import normalise_columns, read_csv_frame
 
-STANDARD_OUT = ("ID", "TIME", "AMT", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ")
+STANDARD_OUT = ("ID", "TIME", "AMT", "RATE", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ")
 
 
 class DatasetWarning(UserWarning):
@@ -55,7 +55,9 @@ class PKDataset(eqx.Module):
         Subject IDs in file order.
     covariate_names : tuple of str
     dose_unit, conc_unit : str
-    evid, mdv, dose_evid : int arrays, kept for the round trip to a DataFrame.
+    evid, mdv, dose_evid, dose_ss, obs_cmt : int arrays, kept for the round trip to a DataFrame
+        (``dose_ss`` the SS column: 1 or 2 where ``doses.ss``; ``obs_cmt`` observations' CMT as read, 0
+        where there was none).
     """
 
     doses: Doses
@@ -70,6 +72,8 @@ class PKDataset(eqx.Module):
     mdv: Int[Array, "N O"]
     dose_row: Int[Array, "N D"]
     dose_evid: Int[Array, "N D"]
+    dose_ss: Int[Array, "N D"]
+    obs_cmt: Int[Array, "N O"]
     covariates: Float[Array, "N C"]
     ids: tuple = eqx.field(static=True)
     covariate_names: tuple = eqx.field(static=True)
@@ -121,26 +125,25 @@ class PKDataset(eqx.Module):
     def to_frame(self) -> pd.DataFrame:
         """The records as a NONMEM-style DataFrame, in their original order.
 
-        Standard columns are written as read (CMT of observations is 2); each
-        covariate column holds the subject's baseline value.
+        Standard columns are written as read; each covariate column holds the subject's baseline value.
         """
         parts = []
         cov = np.asarray(self.covariates)
-        d = {k: np.asarray(getattr(self.doses, k)) for k in ("time", "amt", "cmt", "ii", "addl", "ss", "mask")}
+        d = {k: np.asarray(getattr(self.doses, k)) for k in ("time", "amt", "rate", "cmt", "ii", "addl", "mask")}
         for i, sid in enumerate(self.ids):
             m = np.asarray(self.present[i])
             obs = pd.DataFrame({
-                "ID": sid, "TIME": np.asarray(self.sampling.time[i])[m], "AMT": 0.0,
+                "ID": sid, "TIME": np.asarray(self.sampling.time[i])[m], "AMT": 0.0, "RATE": 0.0,
                 "DV": np.asarray(self.dv[i])[m], "EVID": np.asarray(self.evid[i])[m],
-                "MDV": np.asarray(self.mdv[i])[m], "CMT": 2, "II": 0.0, "ADDL": 0, "SS": 0,
+                "MDV": np.asarray(self.mdv[i])[m], "CMT": np.asarray(self.obs_cmt[i])[m], "II": 0.0, "ADDL": 0, "SS": 0,
                 "BLQ": np.asarray(self.blq[i])[m].astype(int), "LLOQ": np.asarray(self.lloq[i])[m],
                 "_row": np.asarray(self.row[i])[m],
             })
             dm = d["mask"][i]
             dose = pd.DataFrame({
-                "ID": sid, "TIME": d["time"][i][dm], "AMT": d["amt"][i][dm], "DV": np.nan,
+                "ID": sid, "TIME": d["time"][i][dm], "AMT": d["amt"][i][dm], "RATE": d["rate"][i][dm], "DV": np.nan,
                 "EVID": np.asarray(self.dose_evid[i])[dm], "MDV": 1, "CMT": d["cmt"][i][dm],
-                "II": d["ii"][i][dm], "ADDL": d["addl"][i][dm], "SS": d["ss"][i][dm].astype(int),
+                "II": d["ii"][i][dm], "ADDL": d["addl"][i][dm], "SS": np.asarray(self.dose_ss[i])[dm],
                 "BLQ": 0, "LLOQ": np.nan, "_row": np.asarray(self.dose_row[i])[dm],
             })
             both = pd.concat([obs, dose], ignore_index=True)
@@ -165,10 +168,11 @@ def _subject_arrays(records: pd.DataFrame, covariate_names: list[str]):
         "fit": np.zeros((n, n_obs), bool), "blq": np.zeros((n, n_obs), bool),
         "lloq": np.full((n, n_obs), np.nan), "present": np.zeros((n, n_obs), bool),
         "row": np.full((n, n_obs), -1, dtype=np.int64), "evid": np.zeros((n, n_obs), np.int64),
-        "mdv": np.ones((n, n_obs), np.int64),
+        "mdv": np.ones((n, n_obs), np.int64), "cmt": np.zeros((n, n_obs), np.int64),
     }
     dose = {
-        "time": np.zeros((n, n_dose)), "amt": np.zeros((n, n_dose)), "cmt": np.ones((n, n_dose), np.int64),
+        "time": np.zeros((n, n_dose)), "amt": np.zeros((n, n_dose)), "rate": np.zeros((n, n_dose)),
+        "cmt": np.ones((n, n_dose), np.int64), "ss_mode": np.zeros((n, n_dose), np.int64),
         "ii": np.zeros((n, n_dose)), "addl": np.zeros((n, n_dose), np.int64), "ss": np.zeros((n, n_dose), bool),
         "order": np.full((n, n_dose), ADDL_ORDER), "epoch": np.full((n, n_dose), -1, dtype=np.int64),
         "mask": np.zeros((n, n_dose), bool), "row": np.full((n, n_dose), -1, dtype=np.int64),
@@ -196,12 +200,15 @@ def _subject_arrays(records: pd.DataFrame, covariate_names: list[str]):
         obs["row"][i, :k] = rows[~dmask]
         obs["evid"][i, :k] = o["EVID"]
         obs["mdv"][i, :k] = o["MDV"]
+        obs["cmt"][i, :k] = o["CMT"]
         dose["time"][i, :kd] = dd["TIME"]
         dose["amt"][i, :kd] = dd["AMT"]
+        dose["rate"][i, :kd] = dd["RATE"]
+        dose["ss_mode"][i, :kd] = dd["SS"]
         dose["cmt"][i, :kd] = dd["CMT"]
         dose["ii"][i, :kd] = dd["II"]
         dose["addl"][i, :kd] = dd["ADDL"]
-        dose["ss"][i, :kd] = dd["SS"] == 1
+        dose["ss"][i, :kd] = dd["SS"] > 0  # SS=2 too; only SS=1 resets (a new epoch)
         dose["order"][i, :kd] = rows[dmask]
         dose["epoch"][i, :kd] = epoch[dmask]
         dose["mask"][i, :kd] = dd["EVID"] != 3  # EVID 3 resets only
@@ -265,13 +272,14 @@ def from_frame(
     ids, obs, dose, cov = _subject_arrays(records, covariate_names)
     j = jnp.asarray
     return PKDataset(
-        doses=Doses(time=j(dose["time"]), amt=j(dose["amt"]), cmt=j(dose["cmt"]), ii=j(dose["ii"]),
+        doses=Doses(time=j(dose["time"]), amt=j(dose["amt"]), rate=j(dose["rate"]), cmt=j(dose["cmt"]), ii=j(dose["ii"]),
                     addl=j(dose["addl"]), ss=j(dose["ss"]), order=j(dose["order"]), epoch=j(dose["epoch"]),
                     mask=j(dose["mask"])),
         sampling=Sampling(time=j(obs["time"]), order=j(obs["order"]), epoch=j(obs["epoch"])),
         dv=j(obs["dv"]), fit_mask=j(obs["fit"]), blq=j(obs["blq"]), lloq=j(obs["lloq"]),
         present=j(obs["present"]), row=j(obs["row"]), evid=j(obs["evid"]), mdv=j(obs["mdv"]),
-        dose_row=j(dose["row"]), dose_evid=j(dose["evid"]), covariates=j(cov),
+        dose_row=j(dose["row"]), dose_evid=j(dose["evid"]), dose_ss=j(dose["ss_mode"]), obs_cmt=j(obs["cmt"]),
+        covariates=j(cov),
         ids=tuple(ids), covariate_names=tuple(covariate_names), dose_unit=dose_unit, conc_unit=conc_unit,
     )
 

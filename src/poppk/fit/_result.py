@@ -22,7 +22,7 @@ from ..model import ModelSpec, parse_spec
 from ..pk import concentrations
 from ._draws import CHUNK
 from ._summary import convergence, individual_table, shrinkage, summarise
-from .folder import FitRecord, read_record, read_tree, write_folder
+from .folder import KERNEL_FILE, FitRecord, read_record, read_tree, write_folder
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ class Fit:
         exists and not ``force``."""
         return write_folder(folder, tree=self.tree, summary=self.summary(), individual=self.individual(),
                             diagnostics=self.diagnostics(), spec_text=self.spec.text, data_frame=self.data.to_frame(),
-                            record=self.record, force=force)
+                            record=self.record, kernel_file=self.spec.kernel_file, force=force)
 
 
 def load_fit(folder: str | Path) -> Fit:
@@ -241,7 +241,9 @@ def load_fit(folder: str | Path) -> Fit:
     folder = Path(folder)
     record = read_record(folder)
     try:
-        spec = parse_spec((folder / "spec.toml").read_text(), source=str(folder / "spec.toml"))
+        copy = folder / KERNEL_FILE
+        spec = parse_spec((folder / "spec.toml").read_text(), source=str(folder / "spec.toml"),
+                          kernel_file=copy if copy.exists() else None)
     except (PoppkError, UnicodeDecodeError) as exc:
         raise FitError(f"{folder}/spec.toml is damaged: {exc}") from None
     try:

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..errors import ModelSpecError
+from ..pk import parameter_unit
 from ._convergence import ess_bulk, ess_tail, rhat_rank
 
 #: Convergence thresholds (Vehtari et al. 2021): reported loudly, never hidden.
@@ -36,7 +38,10 @@ def parameter_units(spec, data, population) -> dict[str, str]:
         elif name == "sigma_add":
             out[name] = data.conc_unit
         else:
-            unit = kernel.units.get(name, "")
+            try:
+                unit = parameter_unit(kernel, name)
+            except ModelSpecError:  # not a structural parameter (a covariate effect): no unit
+                unit = ""
             out[name] = generic.get(unit, unit)
     return out
 

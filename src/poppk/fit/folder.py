@@ -13,6 +13,8 @@ Every reader and writer of a fit folder goes through this module. A folder holds
 ``spec.toml``                 the model specification, verbatim
 ``data.csv``                  the records fitted, as poppk read them
 ``fit.json``                  the :class:`FitRecord` (format version, how the fit was run)
+``kernel.py``                 only for a user's own model (``[model] file``): a copy of its file,
+                              which :func:`~poppk.load_fit` imports instead of the original
 ============================  ===================================================================
 
 Sub-folders written later by other commands: ``plots/`` and ``report.html`` (``poppk report``),
@@ -55,6 +57,8 @@ FORMAT_VERSION = 1
 FILES = ("posterior.nc", "summary.csv", "individual.csv", "diagnostics.json", "spec.toml", "data.csv", "fit.json")
 #: The files a folder must have to be read back.
 REQUIRED = ("posterior.nc", "spec.toml", "data.csv", "fit.json")
+#: The copy of a user's model file (``[model] file``), present only for fits of such a model.
+KERNEL_FILE = "kernel.py"
 #: Folders other commands add inside a fit folder.
 SUBFOLDERS = ("plots", "simulations", "tox", "dosing", "export")
 #: DataTree groups a fit folder's posterior must hold.
@@ -139,7 +143,7 @@ def dumps(obj: Any) -> str:
 
 
 def write_folder(folder: str | Path, *, tree, summary, individual, diagnostics: dict, spec_text: str, data_frame,
-                 record: FitRecord, force: bool = False) -> Path:
+                 record: FitRecord, kernel_file: str | Path | None = None, force: bool = False) -> Path:
     """Write every file of :data:`FILES` into ``folder``, whole or not at all (a temporary folder renamed).
 
     Raises
@@ -159,6 +163,8 @@ def write_folder(folder: str | Path, *, tree, summary, individual, diagnostics: 
         individual.to_csv(tmp / "individual.csv", index=False)
         (tmp / "diagnostics.json").write_text(dumps(diagnostics))
         (tmp / "spec.toml").write_text(spec_text)
+        if kernel_file is not None:  # a user's model file travels with the fit (load_fit imports this copy)
+            shutil.copyfile(kernel_file, tmp / KERNEL_FILE)
         data_frame.to_csv(tmp / "data.csv", index=False, na_rep=".")
         (tmp / "fit.json").write_text(dumps(record.to_info()))
         check_interrupted()

@@ -20,7 +20,7 @@ import numpyro.distributions as dist
 from numpyro import handlers
 
 from ..errors import DatasetError, ModelSpecError
-from ..pk import CENTRAL, DOSE_ARRAYS, Doses, predict_jit, time_after_dose
+from ..pk import DOSE_ARRAYS, Doses, accepted_parameters, check_data, predict_jit, time_after_dose
 from ..units import CONC_UNITS, DOSE_UNITS
 from ._likelihood import PKResidual
 from ._spec import Covariate, ModelSpec
@@ -141,20 +141,20 @@ def iiv_cholesky(spec: ModelSpec, values: dict):
 
 def _zero_prediction(data, kernel) -> np.ndarray:
     """Records whose prediction is 0 whatever the parameters, by the engine's rule (``time_after_dose``):
-    no dose acts on them, or (for a kernel with first-order absorption) the only doses at their instant
-    go into the depot, which contributes nothing at the moment it is given. ``(N, O)`` booleans."""
+    no dose acts on them, or the only doses at their instant contribute nothing at the moment they are
+    given (into a depot or a peripheral compartment, or an infusion's start): only a bolus into the
+    central compartment does. ``(N, O)`` booleans."""
     tad, n = time_after_dose(data.doses, data.sampling)
-    zero = n == 0
-    if kernel.absorption_rate is not None:
-        doses = data.doses
-        central = Doses(**{**{k: getattr(doses, k) for k in DOSE_ARRAYS},
-                           "mask": np.asarray(doses.mask) & (np.asarray(doses.cmt) == CENTRAL)})
-        tad_central, _ = time_after_dose(central, data.sampling)
-        zero |= (tad == 0) & ~(tad_central == 0)
-    return zero
+    doses = data.doses
+    central = Doses(**{**{k: getattr(doses, k) for k in DOSE_ARRAYS},
+                       "mask": np.asarray(doses.mask) & (np.asarray(doses.cmt) == kernel.central_cmt)
+                       & (np.asarray(doses.rate) == 0)})
+    tad_central, _ = time_after_dose(central, data.sampling)
+    return (n == 0) | ((tad == 0) & ~(tad_central == 0))
 
 
 def _check_data(spec: ModelSpec, data, blq_method: str, kernel) -> None:
+    check_data(kernel, data, [p.name for p in spec.parameters])
     fit = np.asarray(data.fit_mask)
     blq = np.asarray(data.blq) & fit
     if blq_method == "M3" and np.isnan(np.asarray(data.lloq)[blq]).any():
@@ -322,7 +322,8 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
     prior = priors(spec, medians, sigma_scales, levels)
-    kernel_params = tuple(kernel.parameters) + tuple(k for k in kernel.optional if k in {p.name for p in spec.parameters})
+    given = {p.name for p in spec.parameters}
+    kernel_params = tuple(kernel.parameters) + tuple(k for k in accepted_parameters(kernel) if k in given and k not in kernel.parameters)
     iiv = spec.iiv.parameters
     n_iiv = len(iiv)
     block = spec.iiv.structure == "block" and n_iiv > 1

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelSpecError
-from ..pk import KERNELS, AbstractODEModel
+from ..pk import KERNELS, AbstractODEModel, accepted_parameters, load_kernel_file
 from ..units import CONC_UNITS, DOSE_UNITS
 
 ERROR_MODELS = {
@@ -148,6 +148,8 @@ class ModelSpec:
     description: str = ""
     source: str = "<spec>"
     text: str = ""
+    #: The user's Python file defining ``kernel`` (``[model] file``, resolved), or None for a bundled kernel.
+    kernel_file: str | None = None
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -200,8 +202,13 @@ def _check_unit(source, key, unit):
     return unit
 
 
-def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
-    """Parse TOML text into a :class:`ModelSpec`, raising :class:`ModelSpecError` with the key at fault."""
+def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None = None) -> ModelSpec:
+    """Parse TOML text into a :class:`ModelSpec`, raising :class:`ModelSpecError` with the key at fault.
+
+    ``[model] file`` names a Python file of the user's own kernels (relative to the spec's folder when
+    ``source`` is a file, else to the working directory), imported before ``kernel`` is looked up;
+    ``kernel_file`` overrides where it is (a fit folder's copy, ``kernel.py``).
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -212,10 +219,25 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
             raise _err(source, key, f"unknown section; sections are {', '.join(sorted(allowed))}")
     model = raw.get("model", {})
     kernel = model.get("kernel")
+    resolved_file = None
+    if "file" in model or kernel_file is not None:
+        if kernel_file is not None:
+            resolved_file = Path(kernel_file)
+        else:
+            if not isinstance(model["file"], str):
+                raise _err(source, "model.file", "must be the path of a Python file, as a string")
+            base = Path(source).parent if Path(source).is_file() else Path.cwd()
+            resolved_file = (base / model["file"]).resolve()
+        try:
+            registered = load_kernel_file(resolved_file)
+        except ModelSpecError as exc:
+            raise _err(source, "model.file", str(exc)) from None
+        if kernel not in registered and kernel not in KERNELS:
+            raise _err(source, "model.kernel", f"{resolved_file.name} registers {', '.join(registered)}, not {kernel!r}")
     if kernel not in KERNELS:
         raise _err(source, "model.kernel", f"unknown structural model {kernel!r}; choose one of {', '.join(KERNELS)}")
     kcls = KERNELS[kernel]
-    known = set(kcls.parameters) | set(kcls.optional)
+    known = set(accepted_parameters(kcls))
 
     params = []
     table = raw.get("parameters", {})
@@ -339,6 +361,7 @@ def parse_spec(text: str, source: str = "<spec>") -> ModelSpec:
         ode_steps=steps, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
         covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales), tuple(log_sds)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
+        kernel_file=None if resolved_file is None else str(resolved_file),
     )
 
 

@@ -8,10 +8,12 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import ModelSpecError
-from ._events import DEPOT, Doses, Sampling
+from ._events import CENTRAL, DEPOT, Doses, Sampling
+from ._registry import kernel_name
 
 Params = dict[str, Any]
 
@@ -46,6 +48,12 @@ class AbstractPKModel(eqx.Module):
     #: The first-order absorption rate constant (1/h) that flip-flop kinetics can swap with elimination;
     #: ``None`` for kernels without first-order absorption (no flip-flop to guard against).
     absorption_rate: ClassVar[str | None] = None
+    #: Compartment names in NONMEM CMT order (CMT 1 first): which compartment a dose record's CMT fills.
+    compartments: ClassVar[tuple[str, ...]] = ("depot", "central")
+    #: The CMT of the central (observed) compartment.
+    central_cmt: ClassVar[int] = CENTRAL
+    #: The CMT of the depot (absorbed first-order), or ``None`` for a kernel without one.
+    depot_cmt: ClassVar[int | None] = DEPOT
     #: Whether a fitted model differentiates this kernel by forward sensitivities
     #: (``predict_subjects(..., forward=True)``): worth it where reverse mode is costly (fixed-step ODE
     #: solvers), not for closed forms.
@@ -79,9 +87,80 @@ class AbstractPKModel(eqx.Module):
         return full
 
 
-def lagged_times(doses: Doses, tlag) -> Float[Array, "... D"]:
+def lagged_times(doses: Doses, tlag, depot: int = DEPOT) -> Float[Array, "... D"]:
     """Dose times with the absorption lag applied to depot doses."""
-    return doses.time + jnp.where(doses.cmt == DEPOT, tlag, 0.0)
+    return doses.time + jnp.where(doses.cmt == depot, tlag, 0.0)
+
+
+def accepted_parameters(kernel) -> tuple[str, ...]:
+    """Every parameter name ``kernel`` (class or instance) takes: its required and optional ones, and
+    the modelled infusion rate ``R<cmt>`` and duration ``D<cmt>`` of each of its compartments (used
+    by doses with ``RATE = -1`` / ``-2``)."""
+    modelled = tuple(f"{kind}{c}" for c in range(1, len(kernel.compartments) + 1) for kind in ("D", "R"))
+    return tuple(kernel.parameters) + tuple(kernel.optional) + tuple(m for m in modelled if m not in kernel.optional)
+
+
+def parameter_unit(kernel, name: str) -> str:
+    """The unit of parameter ``name`` of ``kernel`` (see ``AbstractPKModel.units``), modelled infusion
+    durations and rates included."""
+    if name in kernel.units:
+        return kernel.units[name]
+    if name[:1] in "DR" and name[1:].isdigit():
+        return "h" if name[0] == "D" else "amount/h"
+    if name[:1] == "F" and name[1:].isdigit():
+        return ""
+    raise ModelSpecError(f"{getattr(kernel, '__name__', type(kernel).__name__)} has no parameter {name}")
+
+
+def dose_problems(kernel, doses: Doses, names) -> list[tuple[int, int, str, str]]:
+    """Dose records ``kernel`` cannot take with parameters ``names``: ``(subject, dose, column, message)``
+    for each, in numpy (outside jit). A compartment it does not have (``CMT``); ``RATE = -1`` / ``-2``
+    without the model's ``R<cmt>`` / ``D<cmt>`` (``RATE``)."""
+    cmt, code, mask = (np.asarray(getattr(doses, k)) for k in ("cmt", "rate", "mask"))
+    n_cmt = len(kernel.compartments)
+    listing = ", ".join(f"{i} {c}" for i, c in enumerate(kernel.compartments, start=1))
+    out = []
+    for i, d in zip(*np.nonzero(mask), strict=True):
+        c = int(cmt[i, d])
+        if not 1 <= c <= n_cmt:
+            out.append((i, d, "CMT", f"dose into CMT {c}, which {kernel_name(kernel)} does not have ({listing})"))
+            continue
+        need = {-1.0: f"R{c}", -2.0: f"D{c}"}.get(float(code[i, d]))
+        if need is not None and need not in names:
+            what = "rate" if need[0] == "R" else "duration"
+            out.append((i, d, "RATE", f"RATE={code[i, d]:g} makes the infusion {what} the model parameter {need}, "
+                                      f"which the model does not estimate or fix; add {need} to [parameters]"))
+    return out
+
+
+def _per_compartment(params: Params, prefix: str, cmt, default):
+    """``params[prefix + str(c)]`` for each dose's compartment ``c``, ``default`` where it is not a parameter."""
+    out = jnp.full(jnp.shape(cmt), default, dtype=float)
+    for name, value in params.items():
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            out = jnp.where(cmt == int(name[len(prefix):]), value, out)
+    return out
+
+
+def input_rates(model: AbstractPKModel, params: Params, doses: Doses):
+    """Each dose's input, NONMEM's way: ``(amount, rate, duration, infusion)``, shapes of ``doses.amt``.
+
+    ``amount = F<cmt> * AMT`` (bioavailability ``F1``, ``F2``, ... by compartment, 1 where the model has
+    none). An infusion (``RATE != 0``) runs at ``RATE`` for ``F * AMT / RATE`` hours (F scales the
+    amount, so the duration), at the model's ``R<cmt>`` for ``RATE = -1``, or over the model's ``D<cmt>``
+    hours (rate ``F * AMT / D``) for ``RATE = -2``. For boluses ``rate`` is 0 and ``duration`` 1 (unused).
+    """
+    del model
+    cmt, code = doses.cmt, doses.rate
+    amount = _per_compartment(params, "F", cmt, 1.0) * doses.amt
+    infusion = code != 0
+    fixed, modelled_rate, modelled_duration = code > 0, code == -1, code == -2
+    r = jnp.where(modelled_rate, _per_compartment(params, "R", cmt, 1.0), 1.0)
+    d = jnp.where(modelled_duration, _per_compartment(params, "D", cmt, 1.0), 1.0)
+    given = jnp.where(fixed, code, 1.0)
+    rate = jnp.where(fixed, given, jnp.where(modelled_rate, r, jnp.where(modelled_duration, amount / d, 0.0)))
+    duration = jnp.where(fixed, amount / given, jnp.where(modelled_rate, amount / r, jnp.where(modelled_duration, d, 1.0)))
+    return amount, rate, duration, infusion
 
 
 def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, sampling: Sampling, *,
@@ -118,7 +197,7 @@ def concentrations(model: AbstractPKModel, params: Params, doses: Doses, samplin
     >>> import numpy as np
     >>> from poppk.pk import Doses, Sampling, get_kernel, concentrations
     >>> one = lambda v, dtype=float: np.asarray([[v]], dtype=dtype)
-    >>> doses = Doses(time=one(0.0), amt=one(100.0), cmt=one(2, int), ii=one(0.0), addl=one(0, int),
+    >>> doses = Doses(time=one(0.0), amt=one(100.0), rate=one(0.0), cmt=one(2, int), ii=one(0.0), addl=one(0, int),
     ...               ss=one(False, bool), order=one(0.0), epoch=one(0, int), mask=one(True, bool))
     >>> sampling = Sampling(time=one(5.0), order=one(1.0), epoch=one(0, int))
     >>> c = concentrations(get_kernel("oral1cmt"), {"CL": 2.0, "V": 10.0, "KA": 1.0}, doses, sampling)

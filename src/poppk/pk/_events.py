@@ -1,7 +1,9 @@
 """The event arrays every kernel consumes: dose records and sampling times.
 
 A dose record is a *train*: ``addl + 1`` doses of ``amt`` every ``ii`` hours
-from ``time`` (NONMEM ADDL/II), optionally preceded by steady state (SS=1).
+from ``time`` (NONMEM ADDL/II), optionally preceded by steady state (SS=1, or
+SS=2: steady state added to what earlier doses left). A dose is a bolus
+(``rate == 0``) or a zero-order infusion (``rate != 0``; see :class:`Doses`).
 Kernels sum trains in closed form where they can; the ODE kernels use
 :func:`expand_trains` to get one record per dose.
 
@@ -10,7 +12,9 @@ sample at ``t_o`` when ``t_d < t_o``, or when ``t_d == t_o`` and the dose
 record comes first in the file (``order``). Additional (ADDL) doses sort after
 every record at the same time, so a sample at a dosing time is a trough.
 A record only sees doses of its own *epoch*; a new epoch starts at every
-reset (EVID 3 or 4, or SS=1).
+reset (EVID 3 or 4, or SS=1), which also ends any infusion still running.
+An infusion's end is not an ordering question: its contribution is continuous
+there.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ CENTRAL = 2
 class Doses(eqx.Module):
     """Dose trains, shape ``(..., D)``; padded entries have ``mask`` False.
 
-    ``trains`` (static) is False only when every record is known to be one dose (no ADDL, no SS), as
-    :func:`merge_regular` finds; kernels may then take a cheaper path.
+    ``trains`` and ``infusions`` (static) are False only when every record is known to be one dose (no
+    ADDL, no SS), or a bolus, as :func:`merge_regular` finds; kernels may then take a cheaper path.
     """
 
     time: Float[Array, "... D"]
     amt: Float[Array, "... D"]
+    #: NONMEM RATE: 0 a bolus; > 0 an infusion at that rate (amount/h, duration F*AMT/RATE); -1 the rate is
+    #: the model parameter ``R<cmt>``; -2 the duration is the model parameter ``D<cmt>``.
+    rate: Float[Array, "... D"]
     cmt: Int[Array, "... D"]
     ii: Float[Array, "... D"]
     addl: Int[Array, "... D"]
@@ -49,10 +56,13 @@ class Doses(eqx.Module):
     epoch: Int[Array, "... D"]
     mask: Bool[Array, "... D"]
     trains: bool = eqx.field(static=True, default=True)
+    #: False only when no record is known to be an infusion (``rate == 0`` everywhere), as
+    #: :func:`merge_regular` finds.
+    infusions: bool = eqx.field(static=True, default=True)
 
 
 #: The per-dose array fields of :class:`Doses` (``trains`` is a static flag about all of them).
-DOSE_ARRAYS = ("time", "amt", "cmt", "ii", "addl", "ss", "order", "epoch", "mask")
+DOSE_ARRAYS = ("time", "amt", "rate", "cmt", "ii", "addl", "ss", "order", "epoch", "mask")
 
 
 class Sampling(eqx.Module):
@@ -69,17 +79,20 @@ def as_row(doses: Doses) -> Doses:
     return jax.tree_util.tree_map(lambda x: x[None, :] if jnp.ndim(x) == 1 else x, doses)
 
 
-def train_position(doses: Doses, t_first, sampling_time, sampling_order, sampling_epoch):
+def train_position(doses: Doses, t_first, sampling_time, sampling_order, sampling_epoch, t_anchor=None):
     """The engine's one rule for where a sample stands in each dose train (module docstring).
 
     For each (sample, dose train): the doses given so far, the time since the last one and whether
-    the train acts on the sample. ``t_first`` is each train's first dose time (lag applied where a
-    kernel has one). Shapes broadcast: samples along axis 0, trains along axis 1. Returns
+    the train acts on the sample. ``t_first`` is each train's first event time (lag applied where a
+    kernel has one; for the ends of an infusion train, its first end). A steady-state train acts from
+    its record on: from ``t_anchor`` (default the record's time), with its infinitely many earlier
+    events then all in the past. Shapes broadcast: samples along axis 0, trains along axis 1. Returns
     ``(count, dt, active)``; ``count`` is ``inf`` for steady-state trains. Works on numpy and traced
     arrays alike (jax.numpy).
     """
     doses = as_row(doses)
     t_first = jnp.reshape(t_first, (1, -1))
+    anchor = doses.time if t_anchor is None else jnp.reshape(t_anchor, (1, -1))
     t = sampling_time[:, None]
     sampling_order, sampling_epoch = sampling_order[:, None], sampling_epoch[:, None]
     has_ii = doses.ii > 0
@@ -92,7 +105,9 @@ def train_position(doses: Doses, t_first, sampling_time, sampling_order, samplin
     k_last = jnp.where(first_counts, jnp.maximum(k_last, 0.0), k_last)
     k_last = jnp.minimum(k_last, doses.addl.astype(float))
     same = (doses.epoch == sampling_epoch) & doses.mask
-    active = same & (doses.ss | (k_last >= 0))
+    at_anchor = jnp.abs(t - anchor) <= _TIME_TOL * jnp.maximum(1.0, jnp.abs(t))
+    after_anchor = (t > anchor) & ~at_anchor | (at_anchor & (doses.order < sampling_order))
+    active = same & jnp.where(doses.ss, after_anchor, k_last >= 0)
     count = jnp.where(doses.ss, jnp.inf, k_last + 1.0)
     dt = jnp.where(active, t - (t_first + k_last * jnp.where(has_ii, doses.ii, 0.0)), 0.0)
     count = jnp.where(active, count, 0.0)
@@ -112,7 +127,7 @@ def time_after_dose(doses: Doses, sampling: Sampling) -> tuple[np.ndarray, np.nd
     --------
     >>> import numpy as np
     >>> row = lambda *v, dtype=float: np.asarray([v], dtype=dtype)
-    >>> doses = Doses(time=row(0.0), amt=row(100.0), cmt=row(1, dtype=int), ii=row(12.0), addl=row(3, dtype=int),
+    >>> doses = Doses(time=row(0.0), amt=row(100.0), rate=row(0.0), cmt=row(1, dtype=int), ii=row(12.0), addl=row(3, dtype=int),
     ...               ss=row(False, dtype=bool), order=row(0.0), epoch=row(0, dtype=int), mask=row(True, dtype=bool))
     >>> sampling = Sampling(time=row(6.0, 24.0, 50.0), order=row(1.0, 2.0, 3.0), epoch=row(0, 0, 0, dtype=int))
     >>> tad, n = time_after_dose(doses, sampling)
@@ -150,6 +165,7 @@ def expand_trains(doses: Doses) -> Doses:
     out = {
         "time": np.zeros((n, width)),
         "amt": np.zeros((n, width)),
+        "rate": np.zeros((n, width)),
         "cmt": np.full((n, width), DEPOT, dtype=np.int64),
         "ii": np.zeros((n, width)),
         "addl": np.zeros((n, width), dtype=np.int64),
@@ -167,7 +183,7 @@ def expand_trains(doses: Doses) -> Doses:
             k = np.arange(addl[i, d] + 1)
             sl = slice(j, j + k.size)
             out["time"][i, sl] = src["time"][i, d] + k * src["ii"][i, d]
-            for name in ("amt", "cmt", "ii", "epoch", "mask"):
+            for name in ("amt", "rate", "cmt", "ii", "epoch", "mask"):
                 out[name][i, sl] = src[name][i, d]
             out["order"][i, sl] = np.where(k == 0, src["order"][i, d], ADDL_ORDER)
             out["ss"][i, sl] = (k == 0) & src["ss"][i, d]
@@ -175,14 +191,28 @@ def expand_trains(doses: Doses) -> Doses:
     return Doses(**{name: np.asarray(v) for name, v in out.items()})
 
 
-def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
-    """Runs of single oral doses at a regular interval merged into ADDL trains, in numpy.
+def merge_regular(doses: Doses, tol: float = 1e-9, *, absorbing=(DEPOT,), sampling: Sampling | None = None) -> Doses:
+    """Runs of single doses at a regular interval merged into ADDL trains, in numpy.
 
-    A run is two or more records into the depot (CMT 1), without SS or ADDL, of the same amount and
-    epoch, each ``ii`` after the last (to ``tol`` relative). The closed form then sums the run as a
-    geometric series instead of dose by dose: exact, because a depot dose contributes nothing at its
-    own instant, so whether a sample at a dose time counts the dose (record order) cannot change the
-    concentration. Bolus doses (CMT 2), SS and ADDL records are left as they are.
+    A run is two or more records without SS or ADDL, of the same amount, rate, compartment and epoch,
+    each ``ii`` after the last (to ``tol`` relative). A closed form then sums the run as a geometric
+    series instead of dose by dose. That is exact when whether a sample at a dose time counts the dose
+    (record order) cannot change the concentration: for doses into an ``absorbing`` compartment (a
+    depot) and infusions, which contribute nothing at their own instant, and, given ``sampling``, for
+    bolus doses none of whose times is a sampling time of the same subject. Other runs, SS and ADDL
+    records are left as they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row = lambda *v, dtype=float: np.asarray([v], dtype=dtype)
+    >>> doses = Doses(time=row(0.0, 12.0, 24.0), amt=row(5.0, 5.0, 5.0), rate=row(0.0, 0.0, 0.0),
+    ...               cmt=row(1, 1, 1, dtype=int), ii=row(0.0, 0.0, 0.0), addl=row(0, 0, 0, dtype=int),
+    ...               ss=row(False, False, False, dtype=bool), order=row(0.0, 1.0, 2.0),
+    ...               epoch=row(0, 0, 0, dtype=int), mask=row(True, True, True, dtype=bool))
+    >>> merged = merge_regular(doses)
+    >>> merged.addl.tolist(), merged.ii.tolist()
+    ([[2]], [[12.0]])
     """
     try:
         src = {name: np.asarray(getattr(doses, name)) for name in DOSE_ARRAYS}
@@ -193,19 +223,32 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
     n = src["time"].shape[0]
     rows = []
     for i in range(n):
+        sample_times = None
+        if sampling is not None:
+            st = np.asarray(sampling.time)[i]
+            sample_times = st[np.asarray(sampling.epoch)[i] >= 0]
+
+        def mergeable(d, i=i, sample_times=sample_times):
+            if src["ss"][i, d] or src["addl"][i, d] != 0:
+                return False
+            if src["cmt"][i, d] in absorbing or src["rate"][i, d] != 0:
+                return True
+            if sample_times is None:
+                return False
+            scale = max(1.0, abs(float(src["time"][i, d])))
+            return not (np.abs(sample_times - src["time"][i, d]) <= tol * scale).any()
+
         idx = [d for d in np.lexsort((src["order"][i], src["time"][i], src["epoch"][i])) if src["mask"][i, d]]
         entries, j = [], 0
         while j < len(idx):
             d = idx[j]
             entry = {name: src[name][i, d] for name in src}
-            single = src["cmt"][i, d] == DEPOT and not src["ss"][i, d] and src["addl"][i, d] == 0
             run = 1
-            if single:
+            if mergeable(d):
                 gap = None
                 while j + run < len(idx):
                     e, prev = idx[j + run], idx[j + run - 1]
-                    if not (src["cmt"][i, e] == DEPOT and not src["ss"][i, e] and src["addl"][i, e] == 0
-                            and src["amt"][i, e] == src["amt"][i, d] and src["epoch"][i, e] == src["epoch"][i, d]):
+                    if not (mergeable(e) and all(src[k][i, e] == src[k][i, d] for k in ("amt", "rate", "cmt", "epoch"))):
                         break
                     step = src["time"][i, e] - src["time"][i, prev]
                     scale = max(1.0, abs(float(src["time"][i, e])))
@@ -227,4 +270,4 @@ def merge_regular(doses: Doses, tol: float = 1e-9) -> Doses:
                 out[name][i, k] = value
     used = out["mask"]
     trains = bool(((out["addl"] > 0) | out["ss"])[used].any())
-    return Doses(**out, trains=trains)
+    return Doses(**out, trains=trains, infusions=bool((out["rate"] != 0)[used].any()))

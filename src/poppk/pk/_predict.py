@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._runtime import configure_jax
-from ..errors import ModelSpecError, SolverError
+from ..errors import DatasetError, ModelSpecError, SolverError, Violation
 from ..units import concentration_scale
-from ._base import AbstractPKModel, concentrations
-from ._registry import kernel_class
+from ._base import AbstractPKModel, accepted_parameters, concentrations, dose_problems
+from ._registry import kernel_class, kernel_name
 
 if TYPE_CHECKING:
     from ..data import PKDataset
@@ -25,6 +25,27 @@ def get_kernel(name: str, dose_unit: str = "mg", conc_unit: str = "mg/L", **opti
     1000.0
     """
     return kernel_class(name)(scale=concentration_scale(dose_unit, conc_unit), **options)
+
+
+def check_data(kernel: AbstractPKModel, data: PKDataset, names) -> None:
+    """Records of ``data`` that ``kernel`` with parameters ``names`` cannot take, as one
+    :class:`~poppk.DatasetError` naming each row (1-based) and column: doses into a compartment the
+    kernel does not have, ``RATE = -1``/``-2`` without the model's ``R<cmt>``/``D<cmt>``, observations
+    of a compartment other than the central one (CMT 0 or missing means the central)."""
+    rows = np.asarray(data.dose_row)
+    violations = [Violation(int(rows[i, d]) + 1, column, message)
+                  for i, d, column, message in dose_problems(kernel, data.doses, set(names))]
+    cmt, present = np.asarray(data.obs_cmt), np.asarray(data.present) & (np.asarray(data.evid) == 0)
+    central = kernel.central_cmt
+    bad = present & (cmt != 0) & (cmt != central)
+    if bad.any():
+        named = dict(enumerate(kernel.compartments, start=1))
+        for r, c in zip(np.asarray(data.row)[bad], cmt[bad], strict=True):
+            what = named.get(int(c), "no compartment of this model")
+            violations.append(Violation(int(r) + 1, "CMT", f"observation of CMT {c} ({what}); {kernel_name(kernel)} "
+                                                           f"predicts the central compartment, CMT {central} (or 0)"))
+    if violations:
+        raise DatasetError(violations)
 
 
 def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.ndarray:
@@ -49,15 +70,16 @@ def predict(model: AbstractPKModel | str, params: dict, data: PKDataset) -> np.n
     configure_jax()
     if isinstance(model, str):
         model = get_kernel(model, data.dose_unit, data.conc_unit)
-    unknown = set(params) - set(model.parameters) - set(model.optional)
+    unknown = set(params) - set(accepted_parameters(model))
     if unknown:
         raise ModelSpecError(
             f"{type(model).__name__} has no parameter(s) {', '.join(sorted(unknown))}; "
-            f"it takes {', '.join(model.parameters + tuple(model.optional))}"
+            f"it takes {', '.join(accepted_parameters(model))}"
         )
     missing = set(model.parameters) - set(params)
     if missing:
         raise ModelSpecError(f"{type(model).__name__} needs parameter(s) {', '.join(sorted(missing))}")
+    check_data(model, data, params)
     out = concentrations(model, dict(params), data.doses, data.sampling)
     present = np.asarray(data.present)
     failed = present & ~np.isfinite(np.asarray(out))

@@ -125,7 +125,7 @@ class Regimen:
             k += s.n_doses
         K = len(self.segments)
         row = dict(
-            time=np.asarray(starts, float), amt=np.asarray([s.amount * factor for s in self.segments]),
+            time=np.asarray(starts, float), amt=np.asarray([s.amount * factor for s in self.segments]), rate=np.zeros(K),
             cmt=np.ones(K, np.int64), ii=np.asarray([s.interval for s in self.segments], float),
             addl=np.asarray([s.n_doses - 1 for s in self.segments], np.int64), ss=np.zeros(K, bool),
             order=np.arange(K, dtype=float), epoch=np.zeros(K, np.int64), mask=np.ones(K, bool))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .._base import Params
-from .._ode import AbstractODEModel
+from .._ode import AbstractOralODEModel
 from .._registry import register_kernel
 
 
 @register_kernel("oral1cmt_mm")
-class Oral1CmtMM(AbstractODEModel):
+class Oral1CmtMM(AbstractOralODEModel):
     """Saturable elimination ``VMAX C / (KM + C)``.
 
     VMAX is in dose units per hour, KM in the observation's concentration
@@ -24,7 +24,7 @@ class Oral1CmtMM(AbstractODEModel):
     units: ClassVar[dict[str, str]] = {"VMAX": "amount/h", "KM": "conc", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
 
     descriptions: ClassVar[dict[str, str]] = {
-        **AbstractODEModel.descriptions, "VMAX": "maximum elimination rate", "KM": "concentration at half VMAX",
+        **AbstractOralODEModel.descriptions, "VMAX": "maximum elimination rate", "KM": "concentration at half VMAX",
         "V": "volume of distribution", "KA": "first-order absorption rate constant"}
 
     def elimination_rate(self, params: Params):
@@ -34,4 +34,3 @@ class Oral1CmtMM(AbstractODEModel):
     def elimination(self, central, p):
         conc = self.scale * central / p["V"]
         return p["VMAX"] * conc / (p["KM"] + conc)
-

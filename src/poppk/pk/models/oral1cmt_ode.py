@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .._base import Params
-from .._ode import AbstractODEModel
+from .._ode import AbstractOralODEModel
 from .._registry import register_kernel
 
 
 @register_kernel("oral1cmt_ode")
-class Oral1CmtODE(AbstractODEModel):
+class Oral1CmtODE(AbstractOralODEModel):
     """``Oral1Cmt`` integrated numerically: d depot = -KA depot, d central = KA depot - CL/V central."""
 
     parameters: ClassVar[tuple[str, ...]] = ("CL", "V", "KA")
     units: ClassVar[dict[str, str]] = {"CL": "L/h", "V": "L", "KA": "1/h", "TLAG": "h", "F1": ""}
 
     descriptions: ClassVar[dict[str, str]] = {
-        **AbstractODEModel.descriptions, "CL": "clearance", "V": "volume of distribution",
+        **AbstractOralODEModel.descriptions, "CL": "clearance", "V": "volume of distribution",
         "KA": "first-order absorption rate constant"}
 
     def elimination_rate(self, params: Params):
@@ -26,4 +26,3 @@ class Oral1CmtODE(AbstractODEModel):
 
     def elimination(self, central, p):
         return p["CL"] / p["V"] * central
-

@@ -95,18 +95,39 @@ def test_exposure_metrics_equal_the_closed_form():
     for text, dose, tau, n_doses in (("320 mg q12h x 14 d", 320.0, 12.0, 28), ("500 mg qd x 21 d", 500.0, 24.0, 21)):
         m, _ = exposure_metrics("oral1cmt", p, parse_regimen(text), dose_unit="mg", conc_unit="mg/L")
         T = n_doses * tau
-        auc = dose / cl * (1 - (ka * np.exp(-k * T) - k * np.exp(-ka * T)) / (ka - k))
-        np.testing.assert_allclose(m["AUCtau_ss"], auc, rtol=1e-9)
-        np.testing.assert_allclose(m["Cav_ss"], auc / tau, rtol=1e-9)
-        ss = k * T > 20  # at steady state by any definition: AUC equals F Dose / CL
-        np.testing.assert_allclose(m["AUCtau_ss"][ss], dose / cl[ss], rtol=1e-8)
+        # The regimen's last interval: the AUC of n doses' sum over it (integrated by hand).
+        auc_last = dose / cl * (1 - (ka * np.exp(-k * T) - k * np.exp(-ka * T)) / (ka - k))
+        np.testing.assert_allclose(m["AUCtau_last"], auc_last, rtol=1e-9)
+        # True steady state, whatever the regimen's length: AUCtau,ss = F Dose / CL (linear kinetics).
+        np.testing.assert_allclose(m["AUCtau_ss"], dose / cl, rtol=1e-9)
+        np.testing.assert_allclose(m["Cav_ss"], dose / cl / tau, rtol=1e-9)
         grid = np.linspace(0, tau, 4001)[:, None]
-        exact = _last_interval(grid, n_doses, tau, dose, cl, v, ka)
+        # At steady state: each exponential's infinite geometric series (Gibaldi and Perrier 1982, eq. 3.37).
+        exact = dose * ka / (v * (ka - k)) * (np.exp(-k * grid) / (1 - np.exp(-k * tau)) - np.exp(-ka * grid) / (1 - np.exp(-ka * tau)))
         # Extremes over the interval's ends and quadrature nodes (exact at the ends, where Cmin usually is).
         np.testing.assert_allclose(m["Cmax_ss"], exact.max(axis=0), rtol=2e-3)
         np.testing.assert_allclose(m["Cmin_ss"], exact.min(axis=0), rtol=2e-3)
-        at_end = np.isclose(exact.argmin(axis=0), 4000) & ss
+        at_end = np.isclose(exact.argmin(axis=0), 4000)
         np.testing.assert_allclose(m["Cmin_ss"][at_end], exact[-1, at_end], rtol=1e-8)
+
+
+def test_steady_state_is_reported_even_when_the_regimen_ends_before_it():
+    """A 150-h half-life drug over 5 days (issue 25): the end-of-regimen trough is far below the steady
+    state, which is computed at the true steady state (the SS fixed point), and t_ss_h says the regimen
+    ends before it. Reference: 1-compartment trough at steady state, F D exp(-k tau) / (V (1 - exp(-k tau)))
+    for an IV bolus (Gibaldi and Perrier 1982, eq. 3.9)."""
+    from poppk.simulate import before_steady_state
+
+    v, t_half, dose, tau = 50.0, 150.0, 100.0, 24.0
+    k = np.log(2) / t_half
+    p = {"CL": np.array([k * v]), "V": np.array([v])}
+    m, _ = exposure_metrics("iv1cmt", p, parse_regimen("100 mg iv qd x 5 d"), dose_unit="mg", conc_unit="mg/L")
+    want = dose * np.exp(-k * tau) / (v * (1 - np.exp(-k * tau)))
+    np.testing.assert_allclose(m["Cmin_ss"], want, rtol=1e-9)
+    last = sum(dose / v * np.exp(-k * (5 * tau - j * tau)) for j in range(5))
+    np.testing.assert_allclose(m["Cmin_last"], last, rtol=1e-9)
+    assert m["Cmin_last"][0] < 0.5 * m["Cmin_ss"][0]
+    assert np.isnan(m["t_ss_h"][0]) and before_steady_state(m) == 1.0
 
 
 def test_a_failed_solve_is_an_error_not_a_nan_exposure():
@@ -158,7 +179,8 @@ def test_virtual_patients_follow_the_posterior(theo_quick_fit):
                                rtol=1e-9)
     k, ka, T = (q12.CL / q12.V).to_numpy(), q12.KA.to_numpy(), 14 * 12.0
     auc = 320 / q12.CL.to_numpy() * (1 - (ka * np.exp(-k * T) - k * np.exp(-ka * T)) / (ka - k))
-    np.testing.assert_allclose(q12.AUCtau_ss, auc, rtol=1e-9)
+    np.testing.assert_allclose(q12.AUCtau_last, auc, rtol=1e-9)  # the regimen's last interval, by hand
+    np.testing.assert_allclose(q12.AUCtau_ss, 320 / q12.CL.to_numpy(), rtol=1e-9)  # steady state: F Dose / CL
     # Typical CL and between-subject SD of log CL agree with the posterior (sampling error of 4,000 patients).
     typical = np.median(fit.draws("CL"))
     assert np.median(q12.CL) == pytest.approx(typical, rel=0.08)

@@ -34,6 +34,14 @@ def cmd_simulate(args) -> int:
     summary = sim.summary(target)
     keep = summary["metric"].isin(["AUCtau_ss", "Cmax_ss", "Cmin_ss", "t_ss_h"]) | summary["metric"].str.startswith("P(")
     print(_fmt(summary[keep]))
+    from poppk.simulate import before_steady_state
+
+    for label, g in sim.exposures.groupby("regimen", sort=False):
+        share = before_steady_state(g)
+        if share > 0:
+            print(f"\nnote: {label} ends before steady state for {100 * share:.0f}% of patients (troughs below 90% "
+                  "of steady state); *_ss metrics are at the true steady state, AUCtau_last and Cmin_last at "
+                  "the regimen's end")
     print(f"\nwrote {out}/exposures.csv, summary.csv, bands.csv, regimens.png")
     return 0
 

@@ -166,10 +166,10 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     def at_trough(k: int) -> Sampling:
         return Sampling(time=np.full((k, 1), t_obs), order=np.full((k, 1), -1.0), epoch=np.zeros((k, 1), np.int64))
 
-    true_trough = np.asarray(concentrations(kernel, params0, start.to_doses(n, unit), at_trough(n)))[:, 0]
+    true_trough = np.asarray(concentrations(kernel, params0, start.to_doses(n, unit, kernel), at_trough(n)))[:, 0]
     # The patients' posterior solver takes one patient's records (vmapped over patients): one set of doses.
     s1 = at_trough(1)
-    prepared = kernel.prepare(start.to_doses(1, unit), s1)
+    prepared = kernel.prepare(start.to_doses(1, unit, kernel), s1)
     observed = residual_draws(fit, pop.draws, true_trough[:, None], seed + 7)[:, 0]
     lloq = float(np.nanmedian(np.asarray(fit.data.lloq))) if np.isfinite(np.asarray(fit.data.lloq)).any() else 0.0
     censored = observed < lloq

@@ -38,6 +38,7 @@ from ._predict import get_kernel as get_kernel
 from ._predict import predict as predict
 from ._registry import KERNELS as KERNELS
 from ._registry import kernel_class as kernel_class
+from ._registry import kernel_name as kernel_name
 from ._registry import load_kernel_file as load_kernel_file
 from ._registry import register_kernel as register_kernel
 from . import models as models  # noqa: E402 - registers the bundled kernels
@@ -54,6 +55,6 @@ __all__ = [
     "ADDL_ORDER", "AbstractLinearModel", "AbstractODEModel", "AbstractOralODEModel", "AbstractPKModel", "CENTRAL", "DEPOT",
     "DOSE_ARRAYS", "Doses", "IV1Cmt", "IV2Cmt", "IV3Cmt", "KERNELS", "Oral1Cmt", "Oral1CmtMM", "Oral1CmtODE", "Oral2Cmt",
     "Oral3Cmt", "Sampling", "accepted_parameters", "check_data", "concentrations", "dose_problems", "expand_trains", "get_kernel",
-    "input_rates", "kernel_class", "load_kernel_file", "merge_regular", "models", "parameter_unit", "predict",
+    "input_rates", "kernel_class", "kernel_name", "load_kernel_file", "merge_regular", "models", "parameter_unit", "predict",
     "predict_jit", "predict_subjects", "register_kernel", "time_after_dose", "train_position",
 ]

@@ -6,7 +6,7 @@
 """
 
 from ..errors import RegimenError
-from ._exposure import METRICS, exposure_metrics, metric_name, metric_unit, regimen_times
+from ._exposure import METRICS, before_steady_state, exposure_metrics, metric_name, metric_unit, regimen_times
 from ._patients import patient_exposure, patient_metrics, patient_regimens
 from ._population import VirtualPopulation, residual_draws, virtual_population
 from ._regimen import Regimen, Segment, parse_regimen
@@ -14,6 +14,6 @@ from ._simulation import RegimenSimulation, Target, simulate_regimen
 
 __all__ = [
     "METRICS", "Regimen", "RegimenError", "RegimenSimulation", "Segment", "Target", "VirtualPopulation",
-    "exposure_metrics", "metric_name", "metric_unit", "parse_regimen", "patient_exposure", "patient_metrics",
+    "before_steady_state", "exposure_metrics", "metric_name", "metric_unit", "parse_regimen", "patient_exposure", "patient_metrics",
     "patient_regimens", "regimen_times", "residual_draws", "simulate_regimen", "virtual_population",
 ]

@@ -1,21 +1,20 @@
 """Steady-state exposure of virtual patients under a regimen, through the one dosing engine.
 
-Per patient, concentrations come from :func:`poppk.pk.predict_subjects` at
-three sets of times: every dose time (troughs, sampled just before the dose),
-Gauss-Legendre nodes over the last dosing interval and an even grid over the
-whole regimen (percentile bands). Over the last interval ``[t_last, t_last + tau]``:
+Per patient, concentrations come from :func:`poppk.pk.predict_subjects` at the true steady state
+(the regimen's last repeated dose as an SS=1 record: the kernel's exact steady state, the infinite
+series of a closed form or the fixed point of an ODE, however long the regimen) and on the regimen
+itself: at every dose time (troughs, sampled just before the dose), Gauss-Legendre nodes over the last
+dosing interval and an even grid over the whole regimen (percentile bands).
 
-* ``AUCtau_ss`` by Gauss-Legendre quadrature (``PANELS`` panels of ``NODES``
-  nodes, graded quadratically from the dose, where absorption is fastest);
-  against F*Dose/CL for the linear model the relative error is below 1e-9
-  (``tests/test_simulate.py``);
-* ``Cav_ss = AUCtau_ss / tau``; ``Cmax_ss``, ``Tmax_ss`` (h after the dose) and
-  ``Cmin_ss`` over the nodes and the interval's ends;
-* ``t_ss_h``: the first dose time at which the trough reaches 90% of the
-  steady-state trough (``C(t_last + tau)``).
-
-Metrics are called steady-state because the last interval of a long regimen is
-at steady state; ``t_ss_h`` says whether it is.
+* ``AUCtau_ss`` over one interval at steady state by Gauss-Legendre quadrature (``PANELS`` panels of
+  ``NODES`` nodes, graded quadratically from the dose, where absorption is fastest); against F*Dose/CL
+  for the linear model the relative error is below 1e-9 (``tests/test_simulate.py``);
+* ``Cav_ss = AUCtau_ss / tau``; ``Cmax_ss``, ``Tmax_ss`` (h after the dose) and ``Cmin_ss`` over the
+  nodes and the interval's ends;
+* ``AUCtau_last``, ``Cmin_last``: the same over the regimen's *last* interval, which equal the
+  steady-state ones only when the regimen is long enough;
+* ``t_ss_h``: the first dose time at which the trough reaches 90% of the steady-state trough
+  (``Cmin_ss``); NaN when the regimen ends before that (:func:`before_steady_state` counts them).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from ._regimen import Regimen, Segment
 #: Quadrature over the last dosing interval: panels, and Gauss-Legendre nodes per panel.
 PANELS, NODES = 24, 8
 #: Exposure metrics and the names a command line accepts for them.
-METRICS = ("AUCtau_ss", "Cav_ss", "Cmax_ss", "Cmin_ss", "Tmax_ss", "t_ss_h")
+METRICS = ("AUCtau_ss", "Cav_ss", "Cmax_ss", "Cmin_ss", "Tmax_ss", "t_ss_h", "AUCtau_last", "Cmin_last")
 ALIASES = {"aucss": "AUCtau_ss", "auctau": "AUCtau_ss", "auctau_ss": "AUCtau_ss", "auc": "AUCtau_ss",
            "cavss": "Cav_ss", "cav": "Cav_ss", "cav_ss": "Cav_ss", "cmaxss": "Cmax_ss", "cmax": "Cmax_ss",
            "cmax_ss": "Cmax_ss", "cminss": "Cmin_ss", "cmin": "Cmin_ss", "cmin_ss": "Cmin_ss", "trough": "Cmin_ss",
@@ -51,7 +50,13 @@ def metric_name(name: str) -> str:
 
 
 def metric_unit(metric: str, conc_unit: str) -> str:
-    return {"AUCtau_ss": f"{conc_unit}*h", "Tmax_ss": "h", "t_ss_h": "h"}.get(metric, conc_unit)
+    return {"AUCtau_ss": f"{conc_unit}*h", "AUCtau_last": f"{conc_unit}*h", "Tmax_ss": "h", "t_ss_h": "h"}.get(metric, conc_unit)
+
+
+def before_steady_state(metrics: dict) -> float:
+    """The fraction of patients whose regimen ends before its troughs reach 90% of steady state."""
+    t_ss = np.asarray(metrics["t_ss_h"], dtype=float)
+    return float(np.isnan(t_ss).mean()) if t_ss.size else 0.0
 
 
 def regimen_times(regimen: Regimen, band_points: int = 200) -> dict[str, np.ndarray]:
@@ -74,7 +79,7 @@ def _quadrature(tau: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _schedule(regimen: Regimen) -> Regimen:
     """``regimen`` with every amount set to 1: what the compiled function depends on (times, counts)."""
-    return Regimen(tuple(Segment(1.0, s.n_doses, s.interval) for s in regimen.segments), regimen.unit)
+    return Regimen(tuple(Segment(1.0, s.n_doses, s.interval, s.route, s.duration) for s in regimen.segments), regimen.unit)
 
 
 @functools.lru_cache(maxsize=64)
@@ -90,27 +95,34 @@ def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, sc
     n_tr, tau = grid["trough"].size, schedule.tau
     n_fine = grid["fine"].size
     weights = jnp.asarray(_quadrature(tau)[1])
-    after = jnp.asarray(grid["fine"] - grid["fine"][0])
     troughs = jnp.asarray(grid["trough"])
 
+    after = np.asarray(grid["fine"] - grid["fine"][0])
+    steady_sampling = Sampling(time=np.broadcast_to(after, (size, after.size)).copy(),
+                               order=np.ones((size, after.size)), epoch=np.zeros((size, after.size), np.int64))
+
     @jax.jit
-    def run(p, prepared):
+    def run(p, prepared, steady):
         c = predict_subjects(kernel, p, prepared, sampling)
         trough, fine, band = c[:, :n_tr], c[:, n_tr:n_tr + n_fine], c[:, n_tr + n_fine:]
-        auc = fine[:, 1:-1] @ weights
-        c_end = fine[:, -1]
-        reached = trough >= 0.9 * c_end[:, None]
+        ss = predict_subjects(kernel, p, steady, steady_sampling)  # one interval after an SS=1 dose
+        auc, auc_last = ss[:, 1:-1] @ weights, fine[:, 1:-1] @ weights
+        c_min = ss.min(1)
+        reached = trough >= 0.9 * c_min[:, None]
         t_ss = jnp.where(reached.any(axis=1), troughs[jnp.argmax(reached, axis=1)], jnp.nan)
-        metrics = {"AUCtau_ss": auc, "Cav_ss": auc / tau, "Cmax_ss": fine.max(1),
-                   "Tmax_ss": after[jnp.argmax(fine, axis=1)], "Cmin_ss": fine.min(1), "t_ss_h": t_ss}
+        metrics = {"AUCtau_ss": auc, "Cav_ss": auc / tau, "Cmax_ss": ss.max(1),
+                   "Tmax_ss": jnp.asarray(after)[jnp.argmax(ss, axis=1)], "Cmin_ss": c_min, "t_ss_h": t_ss,
+                   # (t_last, t_last + tau]: the grid's first point is the trough before the last dose
+                   "AUCtau_last": auc_last, "Cmin_last": fine[:, 1:].min(1)}
         return metrics, band
 
     @functools.lru_cache(maxsize=16)
     def prepared(regimen: Regimen):
-        return kernel.prepare(regimen.to_doses(size, dose_unit), sampling)
+        return (kernel.prepare(regimen.to_doses(size, dose_unit, kernel), sampling),
+                kernel.prepare(regimen.steady_doses(size, dose_unit, kernel), steady_sampling))
 
     def call(p, regimen: Regimen):
-        return run(p, prepared(regimen))
+        return run(p, *prepared(regimen))
 
     return call
 

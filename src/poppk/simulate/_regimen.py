@@ -4,14 +4,20 @@ Grammar (case-insensitive; segments follow one another, joined by ``then``
 or a comma)::
 
     regimen  := segment (("then" | ",") segment)*
-    segment  := ["loading"] AMOUNT UNIT [FREQUENCY "x" DURATION]
+    segment  := ["loading"] AMOUNT UNIT [ROUTE] ["over" <N> (h | min)] [FREQUENCY "x" DURATION]
+    ROUTE    := po | oral | iv
     FREQUENCY:= qd | od | daily | bid | tid | qid | q<N>h | every <N> h | qw | weekly
     DURATION := <N> (d | day(s) | h | w | week(s) | dose(s))
 
 A segment without a frequency is one dose; the next segment starts one of
-its own dosing intervals later. Examples: ``"110 mg q12h x 28 d"``,
-``"200 mg qd x 28 d"``, ``"loading 400 mg then 200 mg qd x 14 d"``,
-``"110 mg bid x 7 d then 150 mg bid x 21 d"``.
+its own dosing intervals later. The route is oral (into the model's depot)
+unless ``iv`` (into its central compartment); ``over`` makes each dose an
+infusion of that duration (into the depot for an oral route: zero-order
+absorption). A model without a depot (IV models) takes ``iv`` regimens,
+and refuses oral ones rather than dosing them somewhere else. Examples:
+``"110 mg q12h x 28 d"``, ``"200 mg qd x 28 d"``, ``"loading 400 mg then
+200 mg qd x 14 d"``, ``"110 mg bid x 7 d then 150 mg bid x 21 d"``,
+``"1000 mg iv over 1 h q8h x 7 d"``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import RegimenError
-from ..pk import Doses
+from ..pk import Doses, kernel_name
 from ..units import DOSE_UNITS
 
 
@@ -31,17 +37,25 @@ _DURATION = {"h": 1.0, "hour": 1.0, "hours": 1.0, "d": 24.0, "day": 24.0, "days"
              "weeks": 168.0, "wk": 168.0}
 _SEGMENT = re.compile(
     r"^(?P<loading>loading\s+)?(?P<amount>\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(?P<unit>[a-zµ]+)"
+    r"(?:\s+(?P<route>po|oral|iv))?(?:\s+over\s+(?P<over>\d+(?:\.\d+)?)\s*(?P<ounit>h|hours?|min|minutes?))?"
     r"(?:\s+(?P<freq>qd|od|daily|bid|tid|qid|qw|weekly|q\s*(?P<qn>\d+(?:\.\d+)?)\s*h|every\s+(?P<en>\d+(?:\.\d+)?)\s*h)"
     r"(?:\s+(?:x|for)\s+(?P<dur>\d+(?:\.\d+)?)\s*(?P<dunit>[a-z]+))?)?\s*$")
 
 
+ROUTES = ("oral", "iv")
+
+
 @dataclass(frozen=True)
 class Segment:
-    """``n_doses`` doses of ``amount`` every ``interval`` hours (``interval`` 0: a single dose)."""
+    """``n_doses`` doses of ``amount`` every ``interval`` hours (``interval`` 0: a single dose), by
+    ``route`` (``oral`` into the depot, ``iv`` into the central compartment), each a bolus or, with
+    ``duration`` > 0 (h), an infusion."""
 
     amount: float
     n_doses: int = 1
     interval: float = 0.0
+    route: str = "oral"
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class Regimen:
         for s in self.segments:
             if not (s.amount > 0 and s.n_doses >= 1 and s.interval >= 0 and (s.n_doses == 1 or s.interval > 0)):
                 raise RegimenError(f"invalid segment {s}: amount > 0, at least one dose, interval > 0 if repeated")
+            if s.route not in ROUTES or not s.duration >= 0:
+                raise RegimenError(f"invalid segment {s}: route one of {', '.join(ROUTES)}, infusion duration >= 0")
 
     @classmethod
     def parse(cls, text: str) -> Regimen:
@@ -77,7 +93,8 @@ class Regimen:
     @property
     def label(self) -> str:
         return self.text or " then ".join(
-            f"{s.amount:g} {self.unit}" + (f" q{s.interval:g}h x {s.n_doses}" if s.n_doses > 1 else "")
+            f"{s.amount:g} {self.unit}" + (" iv" if s.route == "iv" else "") + (f" over {s.duration:g} h" if s.duration else "")
+            + (f" q{s.interval:g}h x {s.n_doses}" if s.n_doses > 1 else "")
             for s in self.segments)
 
     @property
@@ -112,24 +129,47 @@ class Regimen:
 
     def scaled(self, factor: float) -> Regimen:
         """The same schedule with every amount multiplied by ``factor``."""
-        segs = tuple(Segment(s.amount * factor, s.n_doses, s.interval) for s in self.segments)
+        segs = tuple(Segment(s.amount * factor, s.n_doses, s.interval, s.route, s.duration) for s in self.segments)
         return Regimen(segs, self.unit)
 
-    def to_doses(self, n: int, dose_unit: str) -> Doses:
-        """Dose trains for ``n`` identical subjects in ``dose_unit`` (one ADDL train per segment), (n, K)."""
+    def to_doses(self, n: int, dose_unit: str, kernel=None) -> Doses:
+        """Dose trains for ``n`` identical subjects in ``dose_unit`` (one ADDL train per segment), (n, K):
+        oral doses into ``kernel``'s depot, IV doses into its central compartment (CMT 1 and 2 without a
+        kernel: the oral models' numbering); infusions with their rate."""
         factor = DOSE_UNITS[self.unit] / DOSE_UNITS[dose_unit]
         times, _ = self.dose_times()
         starts, k = [], 0
         for s in self.segments:
             starts.append(times[k])
             k += s.n_doses
+        depot = 1 if kernel is None else kernel.depot_cmt
+        central = 2 if kernel is None else kernel.central_cmt
+        if depot is None and any(s.route == "oral" for s in self.segments):
+            raise RegimenError(f"{self.label}: {kernel_name(kernel)} has no depot (an IV model); write the regimen "
+                               "with its route, e.g. '1000 mg iv over 1 h q8h x 7 d'")
         K = len(self.segments)
+        amounts = np.asarray([s.amount * factor for s in self.segments])
+        durations = np.asarray([s.duration for s in self.segments])
         row = dict(
-            time=np.asarray(starts, float), amt=np.asarray([s.amount * factor for s in self.segments]), rate=np.zeros(K),
-            cmt=np.ones(K, np.int64), ii=np.asarray([s.interval for s in self.segments], float),
+            time=np.asarray(starts, float), amt=amounts, rate=np.where(durations > 0, amounts / np.where(durations > 0, durations, 1.0), 0.0),
+            cmt=np.asarray([central if s.route == "iv" else depot for s in self.segments], np.int64),
+            ii=np.asarray([s.interval for s in self.segments], float),
             addl=np.asarray([s.n_doses - 1 for s in self.segments], np.int64), ss=np.zeros(K, bool),
             order=np.arange(K, dtype=float), epoch=np.zeros(K, np.int64), mask=np.ones(K, bool))
         return Doses(**{name: np.broadcast_to(v, (n, K)).copy() for name, v in row.items()})
+
+    def steady_doses(self, n: int, dose_unit: str, kernel=None) -> Doses:
+        """The regimen's steady state: its last repeated segment's dose as an SS=1 record at time 0
+        (every interval ``tau`` before it), ``(n, 1)``; the kernel's steady state is then exact (the
+        infinite series of a closed form, the fixed point of an ODE), whatever the regimen's length."""
+        last = next(s for s in reversed(self.segments) if s.interval > 0)
+        one = Regimen((Segment(last.amount, 1, 0.0, last.route, last.duration),), self.unit).to_doses(n, dose_unit, kernel)
+        return Doses(**{**{k: getattr(one, k) for k in ("time", "amt", "rate", "cmt", "addl", "order", "epoch", "mask")},
+                        "ii": np.full((n, 1), last.interval), "ss": np.ones((n, 1), bool)})
+
+    @property
+    def routes(self) -> set[str]:
+        return {s.route for s in self.segments}
 
 
 def parse_regimen(text: str) -> Regimen:
@@ -153,8 +193,14 @@ def parse_regimen(text: str) -> Regimen:
         amount = float(m["amount"])
         if amount <= 0:
             raise RegimenError(f"dose amount must be positive in {part!r}")
+        route = "iv" if m["route"] == "iv" else "oral"
+        duration = 0.0
+        if m["over"] is not None:
+            duration = float(m["over"]) / (60.0 if m["ounit"].startswith("min") else 1.0)
+            if duration <= 0:
+                raise RegimenError(f"infusion duration must be positive in {part!r}")
         if m["freq"] is None:
-            segments.append(Segment(amount))
+            segments.append(Segment(amount, route=route, duration=duration))
             continue
         interval = float(m["qn"] or m["en"] or 0) or _FREQ[m["freq"]]
         if interval <= 0:
@@ -170,8 +216,8 @@ def parse_regimen(text: str) -> Regimen:
             raise RegimenError(f"unknown duration unit {dunit!r} in {part!r}; use h, d, w or doses")
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise RegimenError(f"{part!r}: the duration is not a whole number of {interval:g}-h intervals")
-        segments.append(Segment(amount, int(round(n)), interval))
+        segments.append(Segment(amount, int(round(n)), interval, route, duration))
     return Regimen(tuple(segments), unit, text.strip())
 
 
-__all__ = ["Regimen", "RegimenError", "Segment", "parse_regimen"]
+__all__ = ["ROUTES", "Regimen", "RegimenError", "Segment", "parse_regimen"]

@@ -335,8 +335,11 @@ def test_mm_steady_state_matches_long_dosing():
 
 @pytest.mark.parametrize("kernel,params", [
     (Oral1Cmt(), {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}),
-    (Oral1CmtODE(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0), {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}),
-    (Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0), {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}),
+    # The adaptive solvers' cases take 1-3 minutes each: run with -m slow (.ci/run's slow step).
+    pytest.param(Oral1CmtODE(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0),
+                 {"CL": 3.0, "V": 25.0, "KA": 0.9, "TLAG": 0.3, "F1": 0.8}, marks=pytest.mark.slow),
+    pytest.param(Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0),
+                 {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}, marks=pytest.mark.slow),
     (Oral1CmtMM(), {"VMAX": 20.0, "KM": 2.0, "V": 20.0, "KA": 1.2, "TLAG": 0.3, "F1": 0.8}),
 ], ids=["closed", "ode_adaptive", "mm_adaptive", "mm_grid"])
 def test_gradients_are_finite_and_match_finite_differences(kernel, params):
@@ -360,8 +363,9 @@ def test_gradients_are_finite_and_match_finite_differences(kernel, params):
 
 @pytest.mark.parametrize("kernel,params", [
     (Oral1Cmt(), {"CL": [3.0, 1.5], "V": [25.0, 40.0], "KA": [0.9, 2.0], "TLAG": 0.3, "F1": 0.8}),
-    (Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0),
-     {"VMAX": [20.0, 35.0], "KM": 2.0, "V": [20.0, 30.0], "KA": [1.2, 0.7], "TLAG": 0.3, "F1": 0.8}),
+    pytest.param(Oral1CmtMM(rtol=1e-10, atol=1e-13, max_steps=1024, grid=0),
+                 {"VMAX": [20.0, 35.0], "KM": 2.0, "V": [20.0, 30.0], "KA": [1.2, 0.7], "TLAG": 0.3, "F1": 0.8},
+                 marks=pytest.mark.slow),
     (Oral1CmtMM(), {"VMAX": [20.0, 35.0], "KM": 2.0, "V": [20.0, 30.0], "KA": [1.2, 0.7], "F1": [0.8, 0.9]}),
 ], ids=["closed", "mm_adaptive", "mm_grid"])
 def test_forward_sensitivities_give_the_reverse_mode_gradient(kernel, params):
@@ -410,6 +414,7 @@ def listed_doses(draw):
     return doses, samples
 
 
+@pytest.mark.slow  # 3 minutes (40 examples, each compiled afresh): .ci/run's slow step
 @settings(max_examples=40, deadline=None)
 @given(listed_doses(), params_st, st.sampled_from([0.0, 0.7]), st.booleans())
 def test_merging_regular_doses_into_trains_changes_nothing(case, params, tlag, sample_first):

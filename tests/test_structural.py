@@ -274,6 +274,7 @@ def test_ss2_adds_steady_state_to_earlier_doses():
     np.testing.assert_allclose(ss2, ss1 + first, rtol=1e-12)
 
 
+@pytest.mark.slow  # about a minute: .ci/run's slow step
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(sorted(PARAMS)),

@@ -15,6 +15,10 @@ dosing interval and an even grid over the whole regimen (percentile bands).
   steady-state ones only when the regimen is long enough;
 * ``t_ss_h``: the first dose time at which the trough reaches 90% of the steady-state trough
   (``Cmin_ss``); NaN when the regimen ends before that (:func:`before_steady_state` counts them).
+
+Where an ODE kernel finds no steady state (its fixed point not reached within ``ss_max_intervals``
+intervals, as for saturable elimination dosed near or above VMAX, where none may exist), the ``_ss``
+metrics are those of the regimen's last interval and ``t_ss_h`` is NaN.
 """
 
 from __future__ import annotations
@@ -106,10 +110,14 @@ def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, sc
         c = predict_subjects(kernel, p, prepared, sampling)
         trough, fine, band = c[:, :n_tr], c[:, n_tr:n_tr + n_fine], c[:, n_tr + n_fine:]
         ss = predict_subjects(kernel, p, steady, steady_sampling)  # one interval after an SS=1 dose
+        # No steady state found (an ODE's fixed point not reached in ss_max_intervals: saturable elimination
+        # dosed near or above VMAX, where none may exist): the regimen's last interval stands in, t_ss_h NaN.
+        found = jnp.isfinite(ss).all(axis=1)
+        ss = jnp.where(found[:, None], ss, fine)
         auc, auc_last = ss[:, 1:-1] @ weights, fine[:, 1:-1] @ weights
         c_min = ss.min(1)
         reached = trough >= 0.9 * c_min[:, None]
-        t_ss = jnp.where(reached.any(axis=1), troughs[jnp.argmax(reached, axis=1)], jnp.nan)
+        t_ss = jnp.where(reached.any(axis=1) & found, troughs[jnp.argmax(reached, axis=1)], jnp.nan)
         metrics = {"AUCtau_ss": auc, "Cav_ss": auc / tau, "Cmax_ss": ss.max(1),
                    "Tmax_ss": jnp.asarray(after)[jnp.argmax(ss, axis=1)], "Cmin_ss": c_min, "t_ss_h": t_ss,
                    # (t_last, t_last + tau]: the grid's first point is the trough before the last dose

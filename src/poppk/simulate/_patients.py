@@ -20,6 +20,7 @@ def patient_regimens(fit, interval: float | None = None) -> dict:
     (steady state for a drug whose half-life is below 3 intervals).
     """
     each = expand_trains(fit.data.doses)
+    kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     out = {}
     for i, sid in enumerate(fit.data.ids):
         m = np.asarray(each.mask[i])
@@ -30,7 +31,11 @@ def patient_regimens(fit, interval: float | None = None) -> dict:
         if tau <= 0:
             raise SimulationError(f"subject {sid} received a single dose; steady-state exposure needs a dosing "
                                   "interval (give one: interval=12)")
-        out[sid] = Regimen((Segment(float(a[-1]), max(int(t.size), 20), float(tau)),), fit.data.dose_unit)
+        # The last dose's route (into the depot: oral; any other compartment: IV) and infusion duration.
+        cmt, rate = int(np.asarray(each.cmt[i])[m][-1]), float(np.asarray(each.rate[i])[m][-1])
+        route = "oral" if cmt == kernel.depot_cmt else "iv"
+        duration = float(a[-1]) / rate if rate > 0 else 0.0
+        out[sid] = Regimen((Segment(float(a[-1]), max(int(t.size), 20), float(tau), route, duration),), fit.data.dose_unit)
     return out
 
 

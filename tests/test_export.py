@@ -98,3 +98,26 @@ def test_parameter_table_sections(theo_quick_fit):
 
     table = parameter_table(poppk.load_fit(theo_quick_fit))
     assert list(table.section.unique()) == ["typical value", "between-subject variability", "residual error"]
+    assert table.set_index("parameter").loc["CL", "description"] == "clearance (CL/F)"  # theophylline: oral
+
+
+def test_parameters_are_labelled_apparent_only_for_extravascular_data(tmp_path):
+    """CL/F where every dose entered the depot (F unknown); CL where an intravenous dose fixes the scale
+    (a dose into the central compartment, NONMEM CMT 2 of ADVAN2), and for IV kernels."""
+    from types import SimpleNamespace
+
+    import poppk
+    from poppk.export import describe_parameters
+
+    theo = poppk.datasets.load("theophylline")
+    oral = describe_parameters(SimpleNamespace(spec=poppk.model.load_spec("oral1cmt"), data=theo))
+    assert oral["CL"] == "clearance (CL/F)" and oral["V"] == "volume of distribution (V/F)"
+    assert oral["KA"].endswith("(KA)")
+    frame = theo.to_frame()
+    first = frame.index[frame["EVID"] == 1][0]
+    frame.loc[first, "CMT"] = 2  # one subject's dose given intravenously
+    mixed = poppk.data.from_frame(frame, warn=False)
+    assert describe_parameters(SimpleNamespace(spec=poppk.model.load_spec("oral1cmt"), data=mixed))["CL"] == \
+        "clearance (CL)"
+    iv = describe_parameters(SimpleNamespace(spec=poppk.model.load_spec("iv2cmt"), data=mixed))
+    assert iv["CL"] == "clearance (CL)" and iv["V1"] == "central volume (V1)"

@@ -177,3 +177,92 @@ def test_nca_cli_writes_tables_in_the_papers_layout(tmp_path, cli):
     assert {"10mg", "150mg"} <= set(summary.columns)
     assert {"Cmax", "AUC0-inf", "Cmax_ss", "AUC_ss", "Rac_AUC"} <= set(summary.parameter)
     assert "Dose proportionality" in res.stdout
+
+
+# Indometh (R datasets::Indometh), subject 1: a 25 mg IV bolus, concentrations in mg/L.
+INDOMETH_1_T = [0.25, 0.5, 0.75, 1, 1.25, 2, 3, 4, 5, 6, 8]
+INDOMETH_1_C = [1.50, 0.94, 0.78, 0.48, 0.37, 0.19, 0.12, 0.11, 0.08, 0.07, 0.05]
+
+
+def _indometh_frame(with_cmt: bool) -> pd.DataFrame:
+    rows = [dict(ID=1, TIME=0.0, AMT=25.0, DV=np.nan, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=1, TIME=t, AMT=0.0, DV=c, EVID=0, MDV=0, CMT=1) for t, c in zip(INDOMETH_1_T, INDOMETH_1_C)]
+    frame = pd.DataFrame(rows)
+    return frame if with_cmt else frame.drop(columns="CMT")
+
+
+@pytest.mark.parametrize("with_cmt, route", [(True, "auto"), (False, "intravascular")])
+def test_iv_bolus_matches_noncompart_on_indometh(with_cmt, route):
+    """Reference: NonCompart's ``tblNCA(Indometh, "Subject", "time", "conc", dose=25, adm="Bolus", dur=0.5)``
+    (linear trapezoid, WinNonlin's bolus rules), subject 1, as printed in the NonCompart tutorial (asancpt
+    book): C0 2.3936170212766 (log-linear back-extrapolation through the first two samples: 1.5 (1.5/0.94)),
+    AUClast 2.04045212765957, lambda_z 0.158320482400297 on 3 points, AUCinf 2.356267234094, AUMClast
+    3.27125, AUMCinf 7.79255448051925, CL 10.6100019718742, Vz 67.0159780403394. Its MRT (3.05716) subtracts
+    dur/2 = 0.25 h because that call passed dur=0.5 for a bolus; a bolus has no duration, so MRT here is
+    AUMCinf/AUCinf and Vss = CL MRT."""
+    res = compute_nca(_indometh_frame(with_cmt), dose_unit="mg", conc_unit="mg/L", method="linear", route=route)
+    row = res.table().iloc[0]
+    assert row["route"] == "iv bolus"
+    expected = {"C0": 2.3936170212766, "Cmax": 1.5, "Tmax": 0.25, "AUClast": 2.04045212765957,
+                "lambda_z": 0.158320482400297, "AUCinf": 2.356267234094, "AUMClast": 3.27125,
+                "AUMCinf": 7.79255448051925, "CL": 10.6100019718742, "Vz": 67.0159780403394,
+                "MRT": 7.79255448051925 / 2.356267234094, "Vss": 10.6100019718742 * 7.79255448051925 / 2.356267234094}
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, rel=1e-10), key
+    assert row["lz_points"] == 3
+    assert "CL_F" not in res.table() and "V/F" not in set(res.summary().parameter)
+    assert {"C0", "CL", "Vz", "Vss", "MRT"} <= set(res.summary().parameter)
+
+
+def test_iv_bolus_without_cmt_is_read_as_extravascular_by_default():
+    """Without CMT nothing says the dose was intravenous: auto reads it as extravascular (C0 = 0 at the dose,
+    apparent CL/F), the behaviour that makes Indometh's AUClast 14.7% low: 1.74125 by the linear trapezoid
+    from (0, 0), against 2.04045 with C0 (test above)."""
+    res = compute_nca(_indometh_frame(False), method="linear")
+    row = res.table().iloc[0]
+    assert row["route"] == "extravascular" and row["AUClast"] == pytest.approx(1.74125, rel=1e-12)
+    assert "CL_F" in res.table() and "CL" not in res.table()
+
+
+def test_infusion_nca_against_the_one_compartment_closed_form():
+    """A 1-h infusion of 100 mg (RATE 100) into one compartment, CL 2 L/h, V 10 L (k = 0.2 /h), sampled
+    densely: C(t) = R/CL (1 - e^{-kt}) during the infusion and C(T) e^{-k(t - T)} after (Gibaldi & Perrier,
+    Pharmacokinetics, 2nd ed., ch. 1). Expected: AUCinf = dose/CL = 50, CL = 2, MRT (infusion-corrected,
+    AUMCinf/AUCinf - T/2) = 1/k = 5 h, Vss = CL MRT = 10 L, Cmax at the end of the infusion = R/CL (1 -
+    e^{-k}). The linear trapezoid over the rising part is the only approximation (1e-4 at this density)."""
+    cl, v, dose, dur = 2.0, 10.0, 100.0, 1.0
+    k, rate = cl / v, dose / dur
+    t = np.r_[np.linspace(0.02, 1.0, 50), np.linspace(1.1, 60.0, 300)]
+    c = np.where(t <= dur, rate / cl * (1 - np.exp(-k * t)), rate / cl * (1 - np.exp(-k * dur)) * np.exp(-k * (t - dur)))
+    rows = [dict(ID=1, TIME=0.0, AMT=dose, RATE=rate, DV=np.nan, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=1, TIME=a, AMT=0.0, RATE=0.0, DV=b, EVID=0, MDV=0, CMT=1) for a, b in zip(t, c)]
+    res = compute_nca(pd.DataFrame(rows), dose_unit="mg", conc_unit="mg/L")
+    row = res.table().iloc[0]
+    assert row["route"] == "iv infusion" and row["duration"] == 1.0 and "C0" not in res.table()
+    assert row["Cmax"] == pytest.approx(rate / cl * (1 - np.exp(-k)), rel=1e-12) and row["Tmax"] == 1.0
+    assert row["AUCinf"] == pytest.approx(dose / cl, rel=1e-4)
+    assert row["CL"] == pytest.approx(cl, rel=1e-4)
+    assert row["MRT"] == pytest.approx(1 / k, rel=1e-3)
+    assert row["Vss"] == pytest.approx(v, rel=1e-3)
+    assert row["lambda_z"] == pytest.approx(k, rel=1e-9)
+
+
+def test_modelled_infusion_duration_is_reported_and_skipped():
+    frame = _indometh_frame(True).assign(RATE=0.0)
+    frame.loc[0, "RATE"] = -2.0
+    res = compute_nca(frame)
+    assert res.table().empty
+    assert any("RATE=-2" in m and "profile skipped" in m for m in res.messages)
+
+
+def test_nca_cli_route_flag(tmp_path, cli):
+    path = tmp_path / "indometh.csv"
+    _indometh_frame(False).to_csv(path, index=False)
+    res = cli("nca", str(path), "--route", "intravascular", "--out", str(tmp_path / "p.csv"),
+              "--summary", str(tmp_path / "s.csv"))
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["route"].tolist() == ["iv bolus"] and table["C0"].iloc[0] == pytest.approx(2.3936170212766)
+    assert {"C0", "CL", "Vss"} <= set(pd.read_csv(tmp_path / "s.csv").parameter)
+    bad = cli("nca", str(path), "--route", "sublingual")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

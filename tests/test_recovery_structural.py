@@ -2,13 +2,20 @@
 (slow: each fit is 4 chains x (1000 + 1000); run with -m slow).
 
 Truth: the values below; data simulated by ``tests/_sim.py`` (log-normal IIV, exponential error) through
-the same kernel. Each typical value, omega and sigma_log must lie in the fit's 90% interval, converged.
+the same kernel. The fit must converge, and the truth must lie in a *simultaneous* 90% credible set:
+each of the m parameters' central intervals at level 1 - 0.10/m (Bonferroni). A marginal 90% interval
+for each of 7-9 parameters misses at least one truth in about half of all replications (1 - 0.9^m), so
+requiring every marginal 90% interval to cover would test luck, not the fit; the marginal 90% misses
+are printed (``-s``) for the record. Seed 7 draws the same CL etas for the two 30-subject cases, with mean
+-0.124 (2.3 standard errors below 0): that realized population's geometric-mean CL is 3.53, not 4.0, and
+both fits' marginal 90% intervals for CL ([3.33, 3.88] and [3.30, 3.88]) cover 3.53 and miss 4.0.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import poppk
@@ -42,8 +49,17 @@ def test_default_fit_recovers_the_truth(case, tmp_path):
     folder = fit.save(tmp_path / "fit")
     diag = json.loads((folder / "diagnostics.json").read_text())
     assert diag["divergences"] == 0 and diag["max_r_hat"] <= 1.01, diag["warnings"]
-    summary = fit.summary().set_index("parameter")
     truth = dict(c["typical"], sigma_log=c["sigma"], **{f"omega_{k}": v for k, v in c["omega"].items()})
-    missed = {k: (v, summary.loc[k, "q5"], summary.loc[k, "q95"]) for k, v in truth.items()
-              if k in summary.index and not summary.loc[k, "q5"] <= v <= summary.loc[k, "q95"]}
-    assert not missed, f"truth outside the 90% interval: {missed}"
+    m = len(truth)
+    level = 1 - 0.10 / m
+    missed, marginal = {}, {}
+    for k, v in truth.items():
+        draws = fit.draws(k).ravel()
+        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+        q5, q95 = np.quantile(draws, [0.05, 0.95])
+        if not lo <= v <= hi:
+            missed[k] = (v, lo, hi)
+        if not q5 <= v <= q95:
+            marginal[k] = (v, round(float(q5), 4), round(float(q95), 4))
+    print(f"{case}: marginal 90% intervals missing the truth: {marginal or 'none'}")
+    assert not missed, f"truth outside the simultaneous 90% set (each at {level:.4f}): {missed}"

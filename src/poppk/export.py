@@ -34,12 +34,24 @@ from .errors import ExportError
 
 FORMATS = ("csv", "xlsx", "md", "tex")
 
-#: What each structural parameter is, for the report (oral data: clearance and volume are apparent, /F).
-DESCRIPTIONS = {
-    "CL": "clearance (CL/F)", "V": "volume of distribution (V/F)", "KA": "absorption rate constant",
-    "VMAX": "maximum elimination rate (VMAX/F)", "KM": "Michaelis-Menten constant",
-    "TLAG": "absorption lag time", "F1": "bioavailability",
-}
+def describe_parameters(fit) -> dict[str, str]:
+    """What each structural parameter of ``fit`` is, for tables: the kernel's own description and the
+    name as estimated, apparent (``CL/F``) where the data were all extravascular
+    (:func:`poppk.pk.apparent_parameters`), plain (``CL``) where intravenous doses fix the scale."""
+    from .pk import apparent_parameters, parameter_unit
+
+    kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
+    names = [p.name for p in fit.spec.parameters]
+    apparent = set(apparent_parameters(kernel, fit.data.doses, names))
+    out = {}
+    for name in names:
+        text = kernel.descriptions.get(name)
+        if text is None and name[:1] in "DRF" and name[1:].isdigit():
+            parameter_unit(kernel, name)  # a dose parameter of a compartment the kernel has
+            text = {"D": "infusion duration", "R": "infusion rate", "F": "bioavailability"}[name[0]]
+            text = f"{text}, CMT {name[1:]}"
+        out[name] = f"{text or name} ({name}/F)" if name in apparent else (f"{text} ({name})" if text else name)
+    return out
 
 
 def _cv_pct(omega):
@@ -69,6 +81,7 @@ def parameter_table(fit) -> pd.DataFrame:
     summary = fit.summary().set_index("parameter")
     units = parameter_units(fit.spec, fit.data, list(summary.index))
     shrink = shrinkage(fit.tree, list(fit.spec.iiv.parameters))
+    descriptions = describe_parameters(fit)
     covariate_names = {}
     for c in fit.spec.covariates:
         label = {"power": f"power of {c.covariate}/{c.reference:g} on {c.parameter}",
@@ -92,8 +105,8 @@ def parameter_table(fit) -> pd.DataFrame:
                 desc, unit, q = "proportional error", "%", 100 * q
             else:
                 desc = "additive error (SD)"
-        elif name in DESCRIPTIONS or name in {p.name for p in fit.spec.parameters}:
-            section, desc = "typical value", DESCRIPTIONS.get(name, name)
+        elif name in descriptions:
+            section, desc = "typical value", descriptions[name]
         else:
             base = next((k for k in covariate_names if name == k or name.startswith(f"{k}_")), None)
             section = "covariate effect"

@@ -66,7 +66,7 @@ def cmd_nca(args) -> int:
     from poppk import compute_nca
 
     res = compute_nca(args.data, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq,
-                      method=args.method, blq=args.blq, min_points=args.min_points)
+                      method=args.method, blq=args.blq, min_points=args.min_points, route=args.route)
     if res.profiles.empty:
         for m in res.messages:
             print(f"note: {m}", file=sys.stderr)
@@ -119,4 +119,7 @@ def add_commands(sub) -> None:
     p.add_argument("--method", default="lin-up/log-down", choices=["lin-up/log-down", "linear"])
     p.add_argument("--blq", default="zero-before-tmax", choices=["zero-before-tmax", "zero", "drop"])
     p.add_argument("--min-points", type=int, default=3, help="samples after a dose needed for a profile")
+    p.add_argument("--route", default="auto", choices=["auto", "extravascular", "intravascular"],
+                   help="how doses were given; auto: RATE > 0 is an IV infusion, a bolus into the samples' CMT "
+                        "an IV bolus, anything else extravascular (IV bolus data without CMT: intravascular)")
     p.set_defaults(func=cmd_nca)

@@ -18,7 +18,13 @@ dose) is a *steady-state* profile with ``tau = II``; others are *multiple*.
   ``"drop"``. BLQ values themselves are never used.
 * Pre-dose: a sample at the dose time (the first, if several) is C0; without
   one, C0 is 0 after a first dose and the interval's minimum at steady state.
-* Times are actual times after dose; units follow the data (CL/F, Vz/F in L/h, L).
+* Route (``route=``, :func:`dose_route`): ``"auto"`` (default) reads it from the records: RATE > 0 is an
+  IV infusion (duration AMT/RATE), a bolus into the compartment the samples name (CMT) an IV bolus, any
+  other dose extravascular; ``"intravascular"`` or ``"extravascular"`` state it (IV bolus data without a
+  CMT column need ``"intravascular"``). An IV bolus's C0 is back-extrapolated from the first two samples
+  (log-linear; the first sample if they do not decline) and starts the AUC; intravascular profiles give
+  CL, Vz, MRT and Vss (MRT less half the infusion's duration), extravascular ones CL/F and Vz/F.
+* Times are actual times after dose (after the start of an infusion); units follow the data (L/h, L).
 """
 
 from __future__ import annotations
@@ -32,14 +38,20 @@ import pandas as pd
 from ._auc import LambdaZ as LambdaZ
 from ._auc import auc as auc
 from ._auc import auc_to as auc_to
+from ._auc import aumc as aumc
 from ._auc import select_lambda_z as select_lambda_z
 from ._profiles import BLQ_RULES, subject_profiles
 
-GEOMETRIC = {"single": [("Cmax", "Cmax"), ("AUClast", "AUC0-t"), ("AUCinf", "AUC0-inf")],
+from ._profiles import ROUTES, back_extrapolate_c0, dose_route
+
+# Summary rows: (column, label). A row whose column has no value in any profile of its kind is left out
+# (CL and Vz for oral data, CL/F and Vz/F for IV data, C0 without IV boluses).
+GEOMETRIC = {"single": [("C0", "C0"), ("Cmax", "Cmax"), ("AUClast", "AUC0-t"), ("AUCinf", "AUC0-inf")],
              "ss": [("Cmax", "Cmax_ss"), ("Cmin", "Cmin_ss"), ("Cav", "Cav_ss"), ("AUCtau", "AUC_ss")]}
 MEDIAN = {"single": [("Tmax", "Tmax")], "ss": [("Tmax", "Tmax_ss")]}
-ARITHMETIC = {"single": [("t_half", "t1/2"), ("Vz_F", "V/F"), ("CL_F", "CL/F")],
-              "ss": [("t_half", "t1/2_ss"), ("Rac_Cmax", "Rac_Cmax"), ("Rac_AUC", "Rac_AUC")]}
+ARITHMETIC = {"single": [("t_half", "t1/2"), ("Vz_F", "V/F"), ("CL_F", "CL/F"), ("Vz", "Vz"), ("CL", "CL"),
+                         ("MRT", "MRT"), ("Vss", "Vss")],
+              "ss": [("t_half", "t1/2_ss"), ("CL", "CL_ss"), ("Rac_Cmax", "Rac_Cmax"), ("Rac_AUC", "Rac_AUC")]}
 
 
 def geometric_cv(x: np.ndarray) -> float:
@@ -72,7 +84,9 @@ class NCAResult:
     def _units(self) -> dict[str, str]:
         c, d = self.conc_unit, self.dose_unit
         return {"Cmax": c, "Cmin": c, "Cav": c, "AUClast": f"h*{c}", "AUCinf": f"h*{c}", "AUCtau": f"h*{c}",
-                "Tmax": "h", "t_half": "h", "Vz_F": "L", "CL_F": "L/h", "Rac_Cmax": "", "Rac_AUC": "", "DOSE": d}
+                "Tmax": "h", "t_half": "h", "Vz_F": "L", "CL_F": "L/h", "Rac_Cmax": "", "Rac_AUC": "", "DOSE": d,
+                "C0": c, "Vz": "L", "CL": "L/h", "Vss": "L", "MRT": "h", "AUMClast": f"h2*{c}", "AUMCinf": f"h2*{c}",
+                "duration": "h"}
 
     def summary(self, group: str = "DOSE") -> pd.DataFrame:
         """Summaries by group in the style of a clinical paper (one column per group).
@@ -96,6 +110,8 @@ class NCAResult:
         label = {lv: (f"{lv:g}{self.dose_unit}" if group == "DOSE" else str(lv)) for lv in levels}
 
         def add(name, statistic, unit, fn, kind, col):
+            if col not in prof or not np.isfinite(prof.loc[prof["profile"] == kind, col].to_numpy(float)).any():
+                return
             row = {"parameter": name, "statistic": statistic, "unit": unit}
             for lv in levels:
                 sel = prof[(prof["profile"] == kind) & (prof[group] == lv)]
@@ -167,6 +183,7 @@ def compute_nca(
     blq: str = "zero-before-tmax",
     min_points: int = 3,
     lambda_z_points: dict | None = None,
+    route: str = "auto",
 ) -> NCAResult:
     """NCA of every subject and profile in NONMEM-style records.
 
@@ -181,6 +198,8 @@ def compute_nca(
         Samples after a dose needed for an interval to be a profile.
     lambda_z_points : dict, optional
         ``{ID: n}`` forces the number of terminal points for a subject.
+    route : {"auto", "extravascular", "intravascular"}
+        How the doses were given (module docstring); each profile's ``route`` column says what was used.
 
     Examples
     --------
@@ -192,11 +211,12 @@ def compute_nca(
     records, du, cu = _records(source, lloq)
     dose_unit, conc_unit = du or dose_unit, cu or conc_unit
     profiles, messages = subject_profiles(records, dose_unit=dose_unit, conc_unit=conc_unit, method=method,
-                                          blq=blq, min_points=min_points, lambda_z_points=lambda_z_points)
+                                          blq=blq, min_points=min_points, lambda_z_points=lambda_z_points,
+                                          route=route)
     table = pd.DataFrame(profiles)
     if not table.empty:
         table = _accumulation(table)
-    std = {"ID", "TIME", "AMT", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ"}
+    std = {"ID", "TIME", "AMT", "RATE", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ"}
     cov_cols = [c for c in records.columns if c not in std]
     covariates = records.groupby("ID", sort=False)[cov_cols].first().reset_index() if cov_cols else \
         pd.DataFrame({"ID": records["ID"].unique()})
@@ -221,5 +241,5 @@ def _accumulation(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-__all__ = ["BLQ_RULES", "LambdaZ", "NCAResult", "auc", "auc_to", "compute_nca", "geometric_cv", "geometric_mean",
-           "select_lambda_z"]
+__all__ = ["BLQ_RULES", "ROUTES", "LambdaZ", "NCAResult", "auc", "auc_to", "aumc", "back_extrapolate_c0",
+           "compute_nca", "dose_route", "geometric_cv", "geometric_mean", "select_lambda_z"]

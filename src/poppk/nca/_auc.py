@@ -67,6 +67,35 @@ def auc_to(t: np.ndarray, c: np.ndarray, end: float, method: str, lambda_z: floa
     return auc(t, c, method) + float(tail)
 
 
+def aumc(t: np.ndarray, c: np.ndarray, method: str = "lin-up/log-down", lambda_z: float = np.nan) -> tuple[float, float]:
+    """AUMC (area under t*C) over the sampled points, and extrapolated to infinity.
+
+    Segments follow the AUC's rule: the linear trapezoid on t*C where concentrations rise, the exact
+    integral of t*C under a log-linear decline where they fall, (t1 C1 - t2 C2)/k + (C1 - C2)/k^2 with
+    k = ln(C1/C2)/(t2 - t1) (WinNonlin's and PKNCA's lin-up/log-down AUMC). To infinity:
+    AUMClast + tlast Clast/lambda_z + Clast/lambda_z^2 (NaN without lambda_z). Returns (last, inf).
+
+    >>> aumc(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 2.0]), "linear")[0]
+    4.0
+    """
+    t, c = np.asarray(t, float), np.asarray(c, float)
+    if t.size < 2:
+        return 0.0, np.nan
+    t1, t2, c1, c2 = t[:-1], t[1:], c[:-1], c[1:]
+    lin = 0.5 * (t1 * c1 + t2 * c2) * (t2 - t1)
+    use_log = (method != "linear") & (c2 < c1) & (c2 > 0) & (c1 > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_k = np.where(use_log, (t2 - t1) / np.log(c1 / np.where(use_log, c2, 1.0)), 0.0)
+    seg = np.where(use_log, (t1 * c1 - t2 * c2) * inv_k + (c1 - c2) * inv_k**2, lin)
+    last_i = np.flatnonzero(c > 0)
+    if not last_i.size:
+        return 0.0, np.nan
+    k = last_i[-1]
+    total = float(np.sum(seg[:k]))
+    tail = t[k] * c[k] / lambda_z + c[k] / lambda_z**2 if np.isfinite(lambda_z) else np.nan
+    return total, total + tail
+
+
 @dataclass(frozen=True)
 class LambdaZ:
     """Terminal elimination rate fitted on the last ``n_points`` points."""

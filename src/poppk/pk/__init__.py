@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ._base import AbstractPKModel as AbstractPKModel
 from ._base import accepted_parameters as accepted_parameters
+from ._base import apparent_parameters as apparent_parameters
 from ._base import dose_problems as dose_problems
 from ._base import input_rates as input_rates
 from ._base import parameter_unit as parameter_unit
@@ -54,7 +55,7 @@ from .models.oral1cmt_ode import Oral1CmtODE as Oral1CmtODE
 __all__ = [
     "ADDL_ORDER", "AbstractLinearModel", "AbstractODEModel", "AbstractOralODEModel", "AbstractPKModel", "CENTRAL", "DEPOT",
     "DOSE_ARRAYS", "Doses", "IV1Cmt", "IV2Cmt", "IV3Cmt", "KERNELS", "Oral1Cmt", "Oral1CmtMM", "Oral1CmtODE", "Oral2Cmt",
-    "Oral3Cmt", "Sampling", "accepted_parameters", "check_data", "concentrations", "dose_problems", "expand_trains", "get_kernel",
+    "Oral3Cmt", "Sampling", "accepted_parameters", "apparent_parameters", "check_data", "concentrations", "dose_problems", "expand_trains", "get_kernel",
     "input_rates", "kernel_class", "kernel_name", "load_kernel_file", "merge_regular", "models", "parameter_unit", "predict",
     "predict_jit", "predict_subjects", "register_kernel", "time_after_dose", "train_position",
 ]

@@ -133,6 +133,30 @@ def dose_problems(kernel, doses: Doses, names) -> list[tuple[int, int, str, str]
     return out
 
 
+def apparent_parameters(kernel, doses: Doses, names) -> tuple[str, ...]:
+    """The parameters a fit of ``doses`` estimates only relative to bioavailability (X/F), in numpy.
+
+    Every dose into ``kernel``'s depot and no bioavailability of the depot (``F<depot>``) among ``names``:
+    the clearances, volumes and maximal rates (units L/h, L, amount/h) are apparent, CL/F and V/F; any
+    intravenous dose (or a modelled F) fixes the scale and none is. ``()`` for kernels without a depot.
+
+    >>> import poppk
+    >>> from poppk.pk import get_kernel
+    >>> oral = poppk.datasets.load("theophylline").doses
+    >>> apparent_parameters(get_kernel("oral1cmt"), oral, ["CL", "V", "KA"])
+    ('CL', 'V')
+    >>> apparent_parameters(get_kernel("iv1cmt"), oral, ["CL", "V"])
+    ()
+    """
+    depot = kernel.depot_cmt
+    if depot is None or f"F{depot}" in set(names):
+        return ()
+    cmt, mask = np.asarray(doses.cmt), np.asarray(doses.mask)
+    if not mask.any() or (cmt[mask] != depot).any():
+        return ()
+    return tuple(n for n in names if kernel.units.get(n) in ("L", "L/h", "amount/h"))
+
+
 def _per_compartment(params: Params, prefix: str, cmt, default):
     """``params[prefix + str(c)]`` for each dose's compartment ``c``, ``default`` where it is not a parameter."""
     out = jnp.full(jnp.shape(cmt), default, dtype=float)

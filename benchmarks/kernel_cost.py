@@ -3,7 +3,8 @@
 
 Run: .venv/bin/python benchmarks/kernel_cost.py  (prints a Markdown table; best of 5 x 10 calls)
 """
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,9 @@ import pandas as pd
 
 import poppk
 from poppk.pk import get_kernel, predict_subjects
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import compile_and_time  # noqa: E402
 
 poppk.configure_jax()
 PARAMS = {
@@ -56,14 +60,5 @@ for name, p in PARAMS.items():
         return jnp.sum(jnp.where(present, jnp.log(jnp.where(present, c, 1.0)), 0.0))
 
     lp = {q: jnp.log(v) for q, v in p.items()}
-    t = time.perf_counter()
-    g = jax.jit(jax.grad(f))
-    jax.block_until_ready(g(lp))
-    compile_s = time.perf_counter() - t
-    best = np.inf
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(10):
-            jax.block_until_ready(g(lp))
-        best = min(best, (time.perf_counter() - t) / 10)
+    best, compile_s = compile_and_time(jax.grad(f), lp, repeats=5)
     print(f"| {name} | {len(k.compartments)} | {1000 * best:.2f} | {compile_s:.1f} |", flush=True)

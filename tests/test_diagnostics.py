@@ -163,3 +163,25 @@ def test_report_cli_writes_a_self_contained_html(fitted, cli):
         assert (folder / "plots" / png).stat().st_size > 5000, png
     bad = cli("report", str(folder), "--by", "NOPE")
     assert bad.returncode == 2 and "NOPE" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_infusion_spans_for_the_individual_plots():
+    """Infusion bars: start and start + AMT/RATE for every RATE > 0 dose, ADDL expanded (a 2-h infusion of
+    500 at rate 250 every 12 h, 3 doses); boluses and RATE=-2 doses have no bar (hand-listed)."""
+    from poppk.diagnostics import infusion_spans
+    from poppk.plots import _params
+
+    frame = pd.DataFrame([
+        dict(ID=1, TIME=0.0, AMT=500.0, RATE=250.0, II=12.0, ADDL=2, DV=None, EVID=1, MDV=1, CMT=1),
+        dict(ID=1, TIME=1.0, AMT=0.0, RATE=0.0, II=0.0, ADDL=0, DV=3.0, EVID=0, MDV=0, CMT=1),
+        dict(ID=2, TIME=0.0, AMT=100.0, RATE=0.0, II=0.0, ADDL=0, DV=None, EVID=1, MDV=1, CMT=1),
+        dict(ID=2, TIME=1.0, AMT=0.0, RATE=0.0, II=0.0, ADDL=0, DV=3.0, EVID=0, MDV=0, CMT=1),
+    ])
+    spans = infusion_spans(poppk.data.from_frame(frame, warn=False))
+    np.testing.assert_allclose(spans["1"], [[0.0, 2.0], [12.0, 14.0], [24.0, 26.0]])
+    assert spans["2"].shape == (0, 2)
+    curves = pd.DataFrame({"ID": 1, "TIME": [0.0, 30.0], "q5": 1.0, "q50": 2.0, "q95": 3.0})
+    records = pd.DataFrame({"ID": [1], "TIME": [1.0], "DV": [3.0], "BLQ": [0], "LLOQ": [np.nan]})
+    ax = _params.plot_individual(curves, records, 1, dose_times=[0.0, 12.0, 24.0], infusions=spans["1"])
+    assert "infusion" in ax.get_legend_handles_labels()[1]
+    plt.close(ax.figure)

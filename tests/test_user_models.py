@@ -102,6 +102,19 @@ def test_user_ode_fitted_end_to_end_from_the_cli(cli, user_model, tmp_path):
     assert (out / "report.html").exists()
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["divergences"] == 0
+    # simulate and dose take IV regimens for the IV model (and refuse oral ones, which it has no depot for)
+    res = cli("simulate", str(out), "--regimen", "500 mg iv over 2 h q12h x 3 d", "--n", "50")
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = cli("simulate", str(out), "--regimen", "500 mg q12h x 3 d", "--n", "50")
+    assert res.returncode == 2 and "no depot" in res.stderr and "Traceback" not in res.stderr
+    patient = tmp_path / "patient.csv"
+    frame = pd.read_csv(data)
+    frame[frame["ID"] == 1].to_csv(patient, index=False)
+    res = cli("dose", str(out), "--patient", str(patient), "--target", "Cminss=2:8", "--doses", "250,500,1000",
+              "--interval", "12", "--infusion", "2", "--method", "map")
+    assert res.returncode == 0, res.stderr[-3000:]
+    options = pd.read_csv(out / "dosing" / "dose_options.csv")
+    assert list(options["regimen"]) == [f"{d} mg iv over 2 h q12h" for d in (250, 500, 1000)]
 
 
 def test_a_broken_model_file_is_a_clear_error(cli, tmp_path):

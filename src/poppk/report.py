@@ -83,7 +83,7 @@ def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | N
 
     curves = dg.individual_curves(fit, seed=seed)
     for k, fig in enumerate(plots.plot_individual_pages(curves, rec, dg.dose_times(fit.data), conc_unit=unit,
-                                                         log=spans_decades)):
+                                                         log=spans_decades, infusions=dg.infusion_spans(fit.data))):
         figs[f"Individual fits ({k + 1})"] = _save(fig, out / f"individual_{k + 1}.png")
 
     etas = dg.eta_table(fit)

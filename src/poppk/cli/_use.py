@@ -131,7 +131,7 @@ def cmd_dose(args) -> int:
         start = args.start_dose or max(d for d in doses if d <= sorted(doses)[len(doses) // 2])
         table = virtual_trial(fit, target, doses=doses, start_dose=start, interval=intervals[0], n=args.n,
                               trough_day=args.trough_day, tox=tox, max_tox_prob=args.max_tox_prob,
-                              method=args.method, seed=args.seed)
+                              method=args.method, seed=args.seed, route=args.route, duration=args.infusion)
         table.to_csv(out / "virtual_trial.csv", index=False)
         print(f"virtual trial, {args.n} patients: fixed dosing vs PK-guided (start {start:g} "
               f"{fit.data.dose_unit}, trough on day {args.trough_day:g}); target {target.label}")
@@ -145,7 +145,8 @@ def cmd_dose(args) -> int:
     patient = read_nonmem(args.patient, dose_unit=fit.data.dose_unit, conc_unit=fit.data.conc_unit, lloq=args.lloq,
                           warn=False)
     post = patient_posterior(fit, patient, method=args.method, seed=args.seed)
-    rec = recommend_dose(fit, post, target, doses=doses, intervals=intervals, tox=tox, max_tox_prob=args.max_tox_prob)
+    rec = recommend_dose(fit, post, target, doses=doses, intervals=intervals, tox=tox, max_tox_prob=args.max_tox_prob,
+                         route=args.route, duration=args.infusion)
     rec.table.to_csv(out / "dose_options.csv", index=False)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     plot_dose_options(rec.table, ax=ax)
@@ -202,6 +203,10 @@ def add_commands(sub) -> None:
                    help="full Bayesian (default) or MAP (fast) patient posterior")
     p.add_argument("--lloq", type=float, help="LLOQ of the patient's BLQ records when the file has no LLOQ column")
     p.add_argument("--virtual-trial", action="store_true", help="fixed vs PK-guided dosing on virtual patients")
+    p.add_argument("--route", choices=["oral", "iv"],
+                   help="route of the candidate regimens (default: oral for a model with a depot, iv otherwise)")
+    p.add_argument("--infusion", type=float, default=0.0, metavar="HOURS",
+                   help="give the candidate IV doses as infusions over HOURS (default 0: boluses)")
     p.add_argument("--start-dose", type=float, help="virtual trial: starting dose (default: the middle strength)")
     p.add_argument("--trough-day", type=float, default=8.0, help="virtual trial: day of the measured trough")
     p.add_argument("--n", type=int, default=500, help="virtual trial: patients")

@@ -22,6 +22,20 @@ def dose_times(data) -> dict[str, np.ndarray]:
     return {str(sid): t[i][m[i]] for i, sid in enumerate(data.ids)}
 
 
+def infusion_spans(data) -> dict[str, np.ndarray]:
+    """Every infusion with a rate in the data (``RATE > 0``, ADDL expanded) per subject ID (as str): an
+    ``(k, 2)`` array of start and end times (h), the end ``AMT/RATE`` after the start (before any
+    bioavailability, which the model estimates). Modelled rates or durations (``RATE = -1/-2``) have no
+    end the data state and are left out (their start is among :func:`dose_times`)."""
+    doses = expand_trains(data.doses)
+    t, a, r, m = (np.asarray(getattr(doses, k)) for k in ("time", "amt", "rate", "mask"))
+    out = {}
+    for i, sid in enumerate(data.ids):
+        sel = m[i] & (r[i] > 0)
+        out[str(sid)] = np.stack([t[i][sel], t[i][sel] + a[i][sel] / r[i][sel]], axis=-1) if sel.any() else np.zeros((0, 2))
+    return out
+
+
 def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int = 0) -> pd.DataFrame:
     """Posterior median and 90% interval of each subject's concentration on a dense time grid.
 

@@ -17,7 +17,16 @@ from ._posterior import PatientPosterior, make_patient_solver, population_sample
 CANDIDATE_DAYS = 28
 
 
-def candidate_regimens(doses, intervals, unit: str, days: int = CANDIDATE_DAYS) -> list[Regimen]:
+def candidate_regimens(doses, intervals, unit: str, days: int = CANDIDATE_DAYS, *, route: str = "oral",
+                       duration: float = 0.0) -> list[Regimen]:
+    """Every ``dose x interval`` regimen for ``days`` days, given by ``route`` (``oral`` or ``iv``), as a
+    bolus or, with ``duration`` > 0 (h), an infusion; labelled as :meth:`Regimen.parse` reads them
+    (``"1000 mg iv over 1 h q12h"``)."""
+    if route not in ("oral", "iv"):
+        raise DosingError(f"route must be 'oral' or 'iv', not {route!r}")
+    if duration < 0 or (duration > 0 and route != "iv"):
+        raise DosingError(f"an infusion duration ({duration:g} h) needs route 'iv' and a positive number of hours")
+    how = "" if route == "oral" else (" iv" + (f" over {duration:g} h" if duration > 0 else ""))
     doses = sorted({float(d) for d in doses})
     intervals = sorted({float(i) for i in intervals})
     if not doses or min(doses) <= 0:
@@ -28,8 +37,13 @@ def candidate_regimens(doses, intervals, unit: str, days: int = CANDIDATE_DAYS) 
     for ii in intervals:
         n = int(round(days * 24 / ii))
         for d in doses:
-            out.append(Regimen((Segment(d, max(n, 1), ii),), unit, f"{d:g} {unit} q{ii:g}h"))
+            out.append(Regimen((Segment(d, max(n, 1), ii, route, duration),), unit, f"{d:g} {unit}{how} q{ii:g}h"))
     return out
+
+
+def default_route(kernel) -> str:
+    """``oral`` for a kernel with a depot, ``iv`` for one without (an IV model)."""
+    return "oral" if kernel.depot_cmt is not None else "iv"
 
 
 def _tox_probability(tox, metrics: dict) -> np.ndarray:
@@ -90,8 +104,12 @@ class DoseRecommendation:
 
 
 def recommend_dose(fit, posterior: PatientPosterior, target: Target, *, doses, intervals=(12.0,), tox=None,
-                   max_tox_prob: float | None = None, unit: str | None = None) -> DoseRecommendation:
+                   max_tox_prob: float | None = None, unit: str | None = None, route: str | None = None,
+                   duration: float = 0.0) -> DoseRecommendation:
     """Score candidate regimens (every dose x interval) for one patient's posterior; pick one (see :func:`choose`).
+
+    ``route`` and ``duration`` as :func:`candidate_regimens` (``route`` None: :func:`default_route` of the
+    fit's kernel, so an IV model's candidates are IV boluses unless a duration is given).
 
     Examples
     --------
@@ -105,7 +123,9 @@ def recommend_dose(fit, posterior: PatientPosterior, target: Target, *, doses, i
     >>> rec.recommended in set(rec.table.regimen)
     True
     """
-    regs = candidate_regimens(doses, intervals, unit or fit.data.dose_unit)
+    kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
+    regs = candidate_regimens(doses, intervals, unit or fit.data.dose_unit, route=route or default_route(kernel),
+                              duration=duration)
     table = evaluate_regimens(fit, posterior.params, regs, target, tox)
     best, why = choose(table, max_tox_prob)
     table["recommended"] = np.arange(len(table)) == (best if best is not None else -1)
@@ -122,14 +142,16 @@ def _interval_share(x: np.ndarray) -> tuple[float, float, float]:
 
 def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: float = 12.0, n: int = 500,
                   trough_day: float = 8.0, tox=None, max_tox_prob: float | None = None, method: str = "map",
-                  n_pop: int = 50, per_draw: int = 40, seed: int = 0) -> pd.DataFrame:
+                  n_pop: int = 50, per_draw: int = 40, seed: int = 0, route: str | None = None,
+                  duration: float = 0.0) -> pd.DataFrame:
     """Fixed dosing at each level against PK-guided dosing, on virtual patients with known parameters.
 
     Every virtual patient (drawn from ``fit``, so their true parameters are known) is given
     each fixed regimen ``dose q{interval}h``; in the guided arm they start at ``start_dose``,
     have one trough measured (with residual error; BLQ censored at the data's LLOQ) just
     before the dose on day ``trough_day``, and continue on the regimen :func:`choose` picks
-    from their posterior (``method``: ``map`` or ``full``). Reported per arm: the share of
+    from their posterior (``method``: ``map`` or ``full``); every regimen is given by ``route`` and
+    ``duration`` as in :func:`recommend_dose`. Reported per arm: the share of
     patients whose true steady-state exposure is in the target window (90% Jeffreys
     interval) and, with a toxicity model, the expected event rate (90% interval over the
     exposure-response posterior).
@@ -150,7 +172,9 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     configure_jax()
     pop = virtual_population(fit, n, seed=seed)
     unit = fit.data.dose_unit
-    regs = candidate_regimens(doses, [interval], unit)
+    kernel = fit.spec.make_kernel(unit, fit.data.conc_unit)
+    route = route or default_route(kernel)
+    regs = candidate_regimens(doses, [interval], unit, route=route, duration=duration)
     true_metrics = []
     for reg in regs:
         m, _ = exposure_metrics(fit.spec, pop.parameters(reg.first_amount, unit), reg, dose_unit=unit,
@@ -159,9 +183,8 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
 
     # Guided arm: the day-`trough_day` trough on the starting regimen.
     t_obs = trough_day * 24.0
-    start = Regimen((Segment(float(start_dose), int(np.ceil(t_obs / interval)) + 1, interval),), unit)
+    start = Regimen((Segment(float(start_dose), int(np.ceil(t_obs / interval)) + 1, interval, route, duration),), unit)
     params0 = pop.parameters(start.first_amount, unit)
-    kernel = fit.spec.make_kernel(unit, fit.data.conc_unit)
 
     def at_trough(k: int) -> Sampling:
         return Sampling(time=np.full((k, 1), t_obs), order=np.full((k, 1), -1.0), epoch=np.zeros((k, 1), np.int64))
@@ -227,5 +250,5 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     return pd.DataFrame(rows)
 
 
-__all__ = ["DoseRecommendation", "candidate_regimens", "choose", "evaluate_regimens", "recommend_dose",
+__all__ = ["DoseRecommendation", "candidate_regimens", "choose", "default_route", "evaluate_regimens", "recommend_dose",
            "virtual_trial"]

@@ -7,6 +7,7 @@ Format (see ``models/*.toml`` for commented examples)::
     kernel = "oral1cmt"                 # oral1cmt | oral1cmt_ode | oral1cmt_mm
     flip_flop = "exclude"               # exclude (typical KA > K) | allow
     ode_steps = 16                      # ODE kernels: Tsit5 steps between events
+    solver = "fixed"                    # ODE kernels: fixed (graded grid), adaptive or stiff (implicit)
 
     [parameters]                        # typical values: log-normal prior (natural-scale
     CL = { median = 10, sd_log = 1.5 }  # median, log-scale SD), optional unit, or fixed
@@ -145,6 +146,9 @@ class ModelSpec:
     flip_flop: str = "exclude"
     #: ODE kernels only: Tsit5 steps between consecutive events (``[model] ode_steps``; default the kernel's 16).
     ode_steps: int | None = None
+    #: ODE kernels only: ``fixed`` (the default graded grid), ``adaptive`` (Tsit5 with error control, the
+    #: reference) or ``stiff`` (implicit Kvaerno5 with error control) (``[model] solver``).
+    ode_solver: str = "fixed"
     description: str = ""
     source: str = "<spec>"
     text: str = ""
@@ -170,6 +174,10 @@ class ModelSpec:
 
     @property
     def kernel_options(self) -> dict:
+        if self.ode_solver == "adaptive":
+            return {"grid": 0}
+        if self.ode_solver == "stiff":
+            return {"grid": 0, "stiff": True}
         return {} if self.ode_steps is None else {"grid": self.ode_steps}
 
     def with_options(self, **changes) -> ModelSpec:
@@ -357,8 +365,15 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
 
         if not issubclass(KERNELS[kernel], AbstractODEModel):
             raise _err(source, "model.ode_steps", f"{kernel} is a closed form; ode_steps applies to ODE kernels")
+    solver = model.get("solver", "fixed")
+    if solver not in ("fixed", "adaptive", "stiff"):
+        raise _err(source, "model.solver", f"must be 'fixed', 'adaptive' or 'stiff', got {solver!r}")
+    if solver != "fixed" and not issubclass(KERNELS[kernel], AbstractODEModel):
+        raise _err(source, "model.solver", f"{kernel} is a closed form; solver applies to ODE kernels")
+    if solver != "fixed" and steps is not None:
+        raise _err(source, "model.ode_steps", f"sets the fixed grid's steps; solver = {solver!r} chooses its own")
     return ModelSpec(
-        ode_steps=steps, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
+        ode_steps=steps, ode_solver=solver, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
         covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales), tuple(log_sds)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
         kernel_file=None if resolved_file is None else str(resolved_file),

@@ -12,9 +12,10 @@ from scipy import stats
 from ._gof import BLQ, OBS, _ax
 
 
-def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dose_times=(), log: bool = True,
-                    conc_unit: str = "", ax=None):
-    """One subject: observations, posterior median and 90% band of the prediction, dosing times marked.
+def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dose_times=(), infusions=(),
+                    log: bool = True, conc_unit: str = "", ax=None):
+    """One subject: observations, posterior median and 90% band of the prediction, dosing times marked
+    (dotted lines) and infusions as bars from start to end (``infusions``: ``(start, end)`` pairs, h).
 
     ``curves`` from :func:`poppk.diagnostics.individual_curves`; ``records`` from a design simulation.
     """
@@ -31,6 +32,8 @@ def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dos
         ax.scatter(r["TIME"][blq], r["LLOQ"][blq], zorder=3, label="BLQ (at LLOQ)", **BLQ)
     for k, t in enumerate(dose_times):
         ax.axvline(t, color="0.6", lw=0.5, ls=":", label="dose" if k == 0 else None)
+    for k, (start, end) in enumerate(infusions):
+        ax.axvspan(start, end, color="tab:orange", alpha=0.2, lw=0, label="infusion" if k == 0 else None)
     if log:
         ax.set_yscale("log")
     ax.set_title(f"ID {subject}", fontsize=9)
@@ -39,8 +42,10 @@ def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dos
     return ax
 
 
-def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, conc_unit: str = "", log=True):
-    """All subjects, ``per_page`` to a figure; returns the list of figures."""
+def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, conc_unit: str = "", log=True,
+                          infusions: dict | None = None):
+    """All subjects, ``per_page`` to a figure; returns the list of figures. ``doses`` and ``infusions``
+    by subject ID (str): :func:`poppk.diagnostics.dose_times`, :func:`poppk.diagnostics.infusion_spans`."""
     ids = list(dict.fromkeys(records["ID"].astype(str)))
     figs = []
     for start in range(0, len(ids), per_page):
@@ -49,7 +54,8 @@ def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, c
         nrow = math.ceil(len(page) / ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False, layout="constrained")
         for ax, sid in zip(axes.ravel(), page, strict=False):
-            plot_individual(curves, records, sid, dose_times=doses.get(sid, ()), log=log, conc_unit=conc_unit, ax=ax)
+            plot_individual(curves, records, sid, dose_times=doses.get(sid, ()), infusions=(infusions or {}).get(sid, ()),
+                            log=log, conc_unit=conc_unit, ax=ax)
         for ax in axes.ravel()[len(page):]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=6)

@@ -27,6 +27,7 @@ def _fit_cli(cli, out, *extra, env=None):
                env=env)
 
 
+@pytest.mark.slow  # two full CLI fits (88 s); run in .ci/run's slow step
 def test_same_seed_gives_bit_identical_results_and_records_how(tmp_path, cli):
     # a: compiled afresh without the compilation cache; b: compiled into an empty cache; c: loaded from it.
     cache = tmp_path / "xla"

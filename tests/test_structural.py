@@ -327,6 +327,7 @@ def test_general_ode_engine_equals_the_closed_form(case):
     np.testing.assert_allclose(fixed, want, rtol=1e-4)
 
 
+@pytest.mark.slow  # the implicit solver compiles for 35 s; run in .ci/run's slow step
 def test_stiff_systems_solve_with_the_implicit_solver():
     """A stiff system: the two-compartment model with a distribution clearance of 1e5 L/h (exchange rate
     constants near 1e4/h, five orders above elimination). The implicit solver (``stiff=True``, ``[model]

@@ -83,6 +83,7 @@ def test_user_ode_predicts_as_the_closed_form(cli, user_model, tmp_path):
     np.testing.assert_allclose(np.sort(got[present]), np.sort(want[~np.isnan(want)]), rtol=1e-4)
 
 
+@pytest.mark.slow  # a CLI fit, report, simulate and dose (108 s); run in .ci/run's slow step
 def test_user_ode_fitted_end_to_end_from_the_cli(cli, user_model, tmp_path):
     spec, data = user_model
     out = tmp_path / "fit"

@@ -80,6 +80,11 @@ class NCAError(PoppkError):
     """Non-compartmental analysis asked with unknown settings, or with no profile it can analyse."""
 
 
+class EfficacyError(PoppkError):
+    """An exposure-efficacy model that cannot be fitted or read: a bad event table (times, censoring
+    flags, IDs) or folder."""
+
+
 class ExportError(PoppkError):
     """Tables that cannot be exported as asked (an unknown format)."""
 
@@ -100,5 +105,5 @@ class ToxicityModelError(PoppkError):
     """An exposure-toxicity model that cannot be fitted or read: a bad adverse-event table, event or folder."""
 
 
-__all__ = ["DatasetError", "DosingError", "EventError", "ExportError", "FitError", "ModelSpecError", "NCAError", "PoppkError", "RegimenError",
+__all__ = ["DatasetError", "DosingError", "EfficacyError", "EventError", "ExportError", "FitError", "ModelSpecError", "NCAError", "PoppkError", "RegimenError",
            "SimulationError", "SolverError", "ToxicityModelError", "UnitError", "Violation"]

@@ -23,6 +23,19 @@ def read_data(args):
     return read_nonmem(args.data, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq)
 
 
+def read_table(path: str, what: str):
+    """A CSV table the user names (``what`` says which, for the error): a PoppkError, not a traceback,
+    when it cannot be read."""
+    import pandas as pd
+
+    from poppk import PoppkError
+
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise PoppkError(f"cannot read the {what} {path}: {exc}") from None
+
+
 def write_table(frame, out: str | None) -> None:
     """``frame`` as CSV to ``out`` (saying so), or to standard output."""
     if out:

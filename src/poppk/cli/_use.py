@@ -6,7 +6,7 @@ from pathlib import Path
 
 from poppk import PoppkError, load_fit
 
-from ._common import files_only, number_list, positive_int, set_chain_devices
+from ._common import files_only, number_list, positive_int, read_table, set_chain_devices
 from ._common import fmt_table as _fmt
 
 
@@ -48,17 +48,12 @@ def cmd_simulate(args) -> int:
 
 def cmd_tox(args) -> int:
     files_only()
-    import pandas as pd
-
     from poppk.plots import figure_exposure_response, save_figure
     from poppk.simulate import simulate_regimen
     from poppk.tox import fit_exposure_response
 
     fit = load_fit(args.dir)
-    try:
-        ae = pd.read_csv(args.ae)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise PoppkError(f"cannot read the adverse-event table {args.ae}: {exc}") from None
+    ae = read_table(args.ae, "adverse-event table")
     res = fit_exposure_response(fit, ae, args.event, metric=args.metric, grade=args.grade,
                                 model="ordinal" if args.ordinal else "logistic", seed=args.seed,
                                 chains=args.chains, interval=args.interval)

@@ -28,6 +28,8 @@ CATALOG: dict[str, Entry] = {
         "LXI-15029 phase I, reconstructed: 24 patients, 7 cohorts 10-150 mg BID (AMT mg, DV ng/mL, LLOQ 1)",
         "records", "mg", "ng/mL", 1.0),
     "lxi15029_ae": Entry("lxi15029_ae.csv", "LXI-15029 reconstructed: max CTCAE grade per adverse event and DLT"),
+    "lxi15029_efficacy": Entry("lxi15029_efficacy.csv",
+                               "LXI-15029 reconstructed: best response, disease control, PFS (days) and tumour type"),
     "lxi15029_truth": Entry("lxi15029_truth.json", "LXI-15029 reconstructed: generating model and true parameters",
                             "json"),
     "lxi15029_paper_table2": Entry("lxi15029_paper_table2.csv", "LXI-15029 paper, Table 2: adverse events by cohort"),

@@ -158,7 +158,7 @@ def _event_values(ae: pd.DataFrame, event: str, ids) -> np.ndarray:
 def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "AUCss", grade: int = 1,
                           model: str = "logistic", n_draws: int = 200, chains: int = 4, warmup: int = 1000,
                           samples: int = 1000, seed: int = 0, progress: bool = False,
-                          interval: float | None = None) -> ExposureResponse:
+                          interval: float | None = None, subset: bool = False) -> ExposureResponse:
     """Fit P(``event`` grade >= ``grade``) against each patient's posterior exposure (module docstring).
 
     Parameters
@@ -175,6 +175,9 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         Ordinal needs at least two grades above 0 in the data.
     interval : float, optional
         Dosing interval (h) of every subject's maintenance regimen (default: from the data).
+    subset : bool
+        False (default): ``ae`` must describe every fitted subject. True: only the fitted subjects it has
+        (a response assessed in evaluable patients only); its IDs must still all be fitted subjects.
 
     Examples
     --------
@@ -191,7 +194,15 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
     metric = metric_name(metric)
     if model not in ("logistic", "ordinal"):
         raise ToxicityModelError(f"model must be 'logistic' or 'ordinal', got {model!r}")
-    y = _event_values(ae, event, fit.data.ids)
+    ids = list(fit.data.ids)
+    if subset:
+        unknown = sorted(set(ae["ID"].astype(str)) - {str(i) for i in ids}) if "ID" in ae.columns else []
+        if unknown:
+            raise ToxicityModelError(f"the {event} table has IDs that are not fitted subjects: {unknown[:10]}")
+        present = set(ae["ID"].astype(str)) if "ID" in ae.columns else set()
+        ids = [i for i in ids if str(i) in present]
+    rows = [list(fit.data.ids).index(i) for i in ids]
+    y = _event_values(ae, event, ids)
     n_levels = int(y.max()) + 1
     if model == "ordinal" and n_levels < 3:
         raise ToxicityModelError(f"{event}: an ordinal model needs at least two grades above 0; the data have max grade "
@@ -200,7 +211,7 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         raise ToxicityModelError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
     if model == "logistic":
         y = (y >= grade).astype(int)
-    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)
+    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)[rows]
     if not (np.isfinite(x) & (x > 0)).all():
         raise ToxicityModelError(f"some patients' {metric} draws are not positive; cannot take logs")
     ref = float(np.median(x))
@@ -213,8 +224,8 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
     p = res.probability(grid)
     curve = pd.DataFrame({"exposure": grid, "p_median": np.median(p, 0), "p_lo": np.quantile(p, 0.05, 0),
                           "p_hi": np.quantile(p, 0.95, 0)})
-    patients = pd.DataFrame({"ID": list(fit.data.ids), "event": y if model == "logistic" else (y >= grade).astype(int),
-                             "grade": _event_values(ae, event, fit.data.ids),
+    patients = pd.DataFrame({"ID": ids, "event": y if model == "logistic" else (y >= grade).astype(int),
+                             "grade": _event_values(ae, event, ids),
                              "exposure_median": np.median(x, 1), "exposure_lo": np.quantile(x, 0.05, 1),
                              "exposure_hi": np.quantile(x, 0.95, 1)})
     return ExposureResponse(event, metric, res.unit, ref, grade, model, draws, patients, curve, diag)
@@ -236,10 +247,12 @@ def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logisti
     mcmc = MCMC(NUTS(model_fn), num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method=method,
                 progress_bar=progress)
     mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(logx), jnp.asarray(y), extra_fields=("diverging",))
-    return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, _diagnostics(mcmc)
+    return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, mcmc_diagnostics(mcmc)
 
 
-def _diagnostics(mcmc) -> dict:
+def mcmc_diagnostics(mcmc) -> dict:
+    """Divergences and, with several chains, the largest R-hat and smallest bulk ESS over every element of
+    a NumPyro MCMC run's draws."""
     grouped = mcmc.get_samples(group_by_chain=True)
     out = {"divergences": int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())}
     if next(iter(grouped.values())).shape[0] > 1:
@@ -250,4 +263,4 @@ def _diagnostics(mcmc) -> dict:
     return out
 
 
-__all__ = ["ExposureResponse", "fit_exposure_response", "sample_event_model"]
+__all__ = ["ExposureResponse", "fit_exposure_response", "mcmc_diagnostics", "sample_event_model"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -37,6 +39,7 @@ def test_there_are_notebooks_for_each_step():
         assert any(step in n for n in names), (step, names)
 
 
+@pytest.mark.slow  # 11-12 min on 2 cores, the default run's longest test; run in .ci/run's slow step
 def test_every_notebook_runs(tmp_path):
     failures = []
     for path in NOTEBOOKS:

@@ -22,6 +22,10 @@ def detection_power(result: SurvivalResult, ratio: float, *, n_patients: int | N
     """
     from scipy import stats
 
+    from ..errors import EfficacyError
+
+    if not ratio > 0 or n_trials < 1:
+        raise EfficacyError(f"the ratio per doubling must be positive and n_trials at least 1, got {ratio}, {n_trials}")
     rng = np.random.default_rng(seed)
     p = result.patients
     n = int(n_patients or len(p))

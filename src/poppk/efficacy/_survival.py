@@ -292,7 +292,9 @@ def fit_survival(fit, table: pd.DataFrame, *, time: str = "PFS_DAYS", event: str
     draws, diag = sample_survival_model(t, e, np.log2(x / ref), model=model, chains=chains, warmup=warmup,
                                         samples=samples, seed=seed, progress=progress)
     med = np.median(x, 1)
-    tertile = pd.qcut(med, 3, labels=["low", "middle", "high"]) if med.size >= 3 else ["all"] * med.size
+    # Tertiles by rank (ties broken by order), so that equal exposures cannot collapse a tertile's edges.
+    tertile = (pd.qcut(pd.Series(med).rank(method="first"), 3, labels=["low", "middle", "high"]) if med.size >= 3
+               else ["all"] * med.size)
     patients = pd.DataFrame({"ID": [fit.data.ids[i] for i in idx], "time": t, "event": e.astype(int),
                              "exposure_median": med, "exposure_lo": np.quantile(x, 0.05, 1),
                              "exposure_hi": np.quantile(x, 0.95, 1), "tertile": list(tertile)})

@@ -38,7 +38,7 @@ def describe_parameters(fit) -> dict[str, str]:
     """What each structural parameter of ``fit`` is, for tables: the kernel's own description and the
     name as estimated, apparent (``CL/F``) where the data were all extravascular
     (:func:`poppk.pk.apparent_parameters`), plain (``CL``) where intravenous doses fix the scale."""
-    from .pk import apparent_parameters, parameter_unit
+    from .pk import apparent_parameters
 
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     names = [p.name for p in fit.spec.parameters]
@@ -47,10 +47,12 @@ def describe_parameters(fit) -> dict[str, str]:
     for name in names:
         text = kernel.descriptions.get(name)
         if text is None and name[:1] in "DRF" and name[1:].isdigit():
-            parameter_unit(kernel, name)  # a dose parameter of a compartment the kernel has
             text = {"D": "infusion duration", "R": "infusion rate", "F": "bioavailability"}[name[0]]
             text = f"{text}, CMT {name[1:]}"
-        out[name] = f"{text or name} ({name}/F)" if name in apparent else (f"{text} ({name})" if text else name)
+        if name in apparent:
+            out[name] = f"{text or name} ({name}/F)"
+        else:
+            out[name] = f"{text} ({name})" if text else name
     return out
 
 

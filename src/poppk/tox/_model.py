@@ -194,14 +194,14 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
     metric = metric_name(metric)
     if model not in ("logistic", "ordinal"):
         raise ToxicityModelError(f"model must be 'logistic' or 'ordinal', got {model!r}")
-    ids = list(fit.data.ids)
-    if subset:
-        unknown = sorted(set(ae["ID"].astype(str)) - {str(i) for i in ids}) if "ID" in ae.columns else []
+    rows = list(range(fit.data.n_subjects))
+    if subset and "ID" in ae.columns:  # without an ID column, _event_values says so
+        present = set(ae["ID"].astype(str))
+        unknown = sorted(present - {str(i) for i in fit.data.ids})
         if unknown:
             raise ToxicityModelError(f"the {event} table has IDs that are not fitted subjects: {unknown[:10]}")
-        present = set(ae["ID"].astype(str)) if "ID" in ae.columns else set()
-        ids = [i for i in ids if str(i) in present]
-    rows = [list(fit.data.ids).index(i) for i in ids]
+        rows = [r for r, sid in enumerate(fit.data.ids) if str(sid) in present]
+    ids = [fit.data.ids[r] for r in rows]
     y = _event_values(ae, event, ids)
     n_levels = int(y.max()) + 1
     if model == "ordinal" and n_levels < 3:

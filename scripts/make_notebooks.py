@@ -248,6 +248,69 @@ paths = poppk.export_tables(folder, "xlsx") + poppk.export_tables(folder, "md")
 print(paths)
 print((folder / "export" / "tables.md").read_text()[:1200])''',
     ],
+    "07_efficacy_and_benefit_risk.ipynb": [
+        MD("# 7. Exposure-efficacy and benefit-risk\n\n"
+        "The paper's second exposure question: does more drug mean longer progression-free survival or more "
+        "disease control? PFS against each patient's posterior trough (the paper's Ctrough), with progression "
+        "interval-censored between scans; disease control with the toxicity model's machinery; how much 20 "
+        "patients can tell (power); then the doses weighed on both sides, and the virtual trial of fixed "
+        "against PK-guided dosing with efficacy beside exposure and toxicity."),
+        SETUP,
+        TRIAL_FITS,
+        '''from poppk.efficacy import fit_survival, kaplan_meier, median_with_ci, logrank
+
+fit = trial_fit("oral1cmt")
+events = poppk.datasets.load("lxi15029_efficacy")
+x = poppk.simulate.patient_exposure(fit, "Cmin_ss")  # every patient's trough draws, used by both models
+draws = dict(chains=2, warmup=200, samples=200) if QUICK else dict(chains=4, warmup=1000, samples=1000)
+pfs = fit_survival(fit, events, time="PFS_DAYS", event="PFS_EVENT", time_lo="PFS_LO_DAYS", metric="Cmin_ss",
+                   exposure=x, **draws)
+p = pfs.patients
+print("Kaplan-Meier median PFS (95% CI):", median_with_ci(p.time, p.event), "-- the paper: 29 (29-141)")
+print("log-rank across exposure tertiles: p =", round(logrank(p.time, p.event, p.tertile), 3))
+print(pfs.ratio_per_doubling())
+pfs.summary()''',
+        '''km = kaplan_meier(p.time, p.event, p.tertile)
+vpc = poppk.efficacy.survival_vpc(pfs, n_sims=50 if QUICK else 200)
+poppk.plots.figure_efficacy(km, vpc, time_unit="days");''',
+        MD("## Disease control, and how much 20 patients can tell\n\n"
+        "Disease control (SD or better) is a logistic model in log exposure, fitted to the evaluable patients "
+        "(`subset=True`). The power: simulated trials of this design with a hazard halved between the 5th and "
+        "95th percentile of exposure, each refitted."),
+        '''import numpy as np
+
+dc = poppk.tox.fit_exposure_response(fit, events.dropna(subset=["DC"]), "DC", metric="Cmin_ss", subset=True,
+                                     exposure=x, **draws)
+odds = np.exp(dc.draws["slope"] * np.log(2))
+print(f"disease control {int(dc.patients.event.sum())}/{len(dc.patients)}; odds ratio per doubling "
+      f"{np.median(odds):.2f} ({np.quantile(odds, 0.05):.2f}-{np.quantile(odds, 0.95):.2f})")
+spread = np.log2(np.quantile(p.exposure_median, 0.95) / np.quantile(p.exposure_median, 0.05))
+power = poppk.efficacy.detection_power(pfs, 0.5 ** (1 / spread), n_trials=10 if QUICK else 200)
+{k: power[k] for k in ("power", "lo", "hi", "n_trials", "n_patients", "ratio")}''',
+        MD("## Benefit-risk of the fixed doses\n\n"
+        "Each regimen's P(target), P(ALT increased), P(disease control) and median PFS, each a posterior over "
+        "the PK, exposure-toxicity and exposure-efficacy models together; the utility is ours to state (here "
+        "equal weights and a limit on toxicity)."),
+        '''from poppk.efficacy import Utility, benefit_risk
+
+tox_folder = OUT / "tox" / "ALT_increased"  # notebook 05's model when it ran here, otherwise fitted now
+if tox_folder.exists():
+    tox = poppk.tox.ExposureResponse.load(tox_folder)
+else:
+    tox = poppk.tox.fit_exposure_response(fit, poppk.datasets.load("lxi15029_ae"), "ALT_increased", **draws)
+target = poppk.simulate.Target.parse("Cav_ss=150:450")
+doses = [20, 40, 60, 80, 110, 150]
+br = benefit_risk(fit, [f"{d} mg q12h x 28 d" for d in doses], target=target, tox=tox, response=dc, survival=pfs,
+                  utility=Utility.parse("target=1,response=1,tox=-1", max_tox=0.5), n=300 if QUICK else 2000)
+print(br.recommended, "--", br.reason)
+br.table[["regimen", "p_target", "p_tox", "p_tox_lo", "p_tox_hi", "p_response", "pfs_median", "pfs_lo", "pfs_hi",
+          "utility", "p_best", "feasible"]]''',
+        MD("## The virtual trial with efficacy"),
+        '''trial = poppk.dosing.virtual_trial(fit, target, doses=doses, start_dose=110, n=60 if QUICK else 500, tox=tox,
+                                   response=dc, survival=pfs)
+trial[["arm", "in_target", "tox_rate", "response_rate", "response_lo", "response_hi", "pfs_median", "pfs_lo",
+       "pfs_hi"]]''',
+    ],
 }
 
 

@@ -35,7 +35,7 @@ def execute(path: Path, out: Path, timeout: int = 900) -> None:
 
 def test_there_are_notebooks_for_each_step():
     names = [p.name for p in NOTEBOOKS]
-    for step in ("nca", "fit", "comparison", "regimen", "toxicity", "theophylline"):
+    for step in ("nca", "fit", "comparison", "regimen", "toxicity", "theophylline", "efficacy"):
         assert any(step in n for n in names), (step, names)
 
 

@@ -2,7 +2,7 @@
 
 The public API. Submodules with their own documented namespaces:
 :mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.model`, :mod:`poppk.fit`, :mod:`poppk.nca`,
-:mod:`poppk.diagnostics`, :mod:`poppk.plots`, :mod:`poppk.simulate`, :mod:`poppk.tox`,
+:mod:`poppk.diagnostics`, :mod:`poppk.plots`, :mod:`poppk.simulate`, :mod:`poppk.tox`, :mod:`poppk.efficacy`,
 :mod:`poppk.dosing`, :mod:`poppk.report`, :mod:`poppk.export`, :mod:`poppk.datasets`,
 :mod:`poppk.units`, :mod:`poppk.errors`.
 
@@ -18,6 +18,7 @@ compute switch JAX to float64 when they run (:func:`configure_jax`).
 from . import data as data
 from . import datasets as datasets
 from . import dosing as dosing
+from . import efficacy as efficacy
 from . import errors as errors
 from . import export as export
 from . import model as model
@@ -36,8 +37,10 @@ from .data import DatasetWarning as DatasetWarning
 from .data import PKDataset as PKDataset
 from .data import from_frame as from_frame
 from .data import read_nonmem as read_nonmem
+from .efficacy import benefit_risk as benefit_risk
 from .errors import DatasetError as DatasetError
 from .errors import DosingError as DosingError
+from .errors import EfficacyError as EfficacyError
 from .errors import FitError as FitError
 from .errors import ModelSpecError as ModelSpecError
 from .errors import PoppkError as PoppkError
@@ -74,10 +77,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DatasetError", "DatasetWarning", "DosingError", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset",
+    "DatasetError", "DatasetWarning", "DosingError", "EfficacyError", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset",
     "PoppkError", "Regimen", "RegimenError", "SimulationError", "SolverError", "ToxicityModelError",
-    "clear_compilation_cache", "compare_fits", "compilation_cache_info", "compute_nca", "configure_jax", "data",
-    "datasets", "demo", "diagnostics", "dosing", "errors", "export", "export_tables", "fit", "from_frame",
+    "clear_compilation_cache", "benefit_risk", "compare_fits", "compilation_cache_info", "compute_nca", "configure_jax", "data",
+    "datasets", "demo", "diagnostics", "dosing", "efficacy", "errors", "export", "export_tables", "fit", "from_frame",
     "guard_interrupts", "load_fit", "load_spec", "model", "nca", "parameter_table", "parse_regimen", "pk", "plots",
     "predict", "read_nonmem", "register_kernel", "report", "set_host_devices", "simulate", "simulate_regimen", "tox",
     "units",

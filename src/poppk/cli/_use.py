@@ -8,6 +8,7 @@ from poppk import PoppkError, load_fit
 
 from ._common import files_only, number_list, positive_int, read_table, set_chain_devices
 from ._common import fmt_table as _fmt
+from ._efficacy import add_outcome_args, outcome_models
 
 
 
@@ -105,7 +106,6 @@ def cmd_dose(args) -> int:
     from poppk.dosing import patient_posterior, recommend_dose, virtual_trial
     from poppk.plots import plot_dose_options
     from poppk.simulate import Target
-    from poppk.tox import ExposureResponse
 
     fit = load_fit(args.dir)
     if args.target is None:
@@ -113,7 +113,11 @@ def cmd_dose(args) -> int:
     target = Target.parse(args.target)
     if args.max_tox_prob is not None and not 0 < args.max_tox_prob < 1:
         raise PoppkError(f"--max-tox-prob must be between 0 and 1, got {args.max_tox_prob}")
-    tox = ExposureResponse.load(Path(args.dir) / "tox" / args.tox) if args.tox else None
+    tox, response, survival = outcome_models(args.dir, tox=args.tox, response=args.response, efficacy=args.efficacy,
+                                             survival=args.survival)
+    if (response or survival) and not args.virtual_trial:
+        raise PoppkError("--response and --survival report efficacy in the virtual trial (--virtual-trial); for one "
+                         "patient's dose they are not used")
     if args.max_tox_prob is not None and tox is None:
         raise PoppkError("--max-tox-prob needs --tox EVENT (an exposure-toxicity model made by poppk tox)")
     doses = _doses(args.doses, fit)
@@ -126,7 +130,8 @@ def cmd_dose(args) -> int:
         start = args.start_dose or max(d for d in doses if d <= sorted(doses)[len(doses) // 2])
         table = virtual_trial(fit, target, doses=doses, start_dose=start, interval=intervals[0], n=args.n,
                               trough_day=args.trough_day, tox=tox, max_tox_prob=args.max_tox_prob,
-                              method=args.method, seed=args.seed, route=args.route, duration=args.infusion)
+                              method=args.method, seed=args.seed, route=args.route, duration=args.infusion,
+                              response=response, survival=survival)
         table.to_csv(out / "virtual_trial.csv", index=False)
         print(f"virtual trial, {args.n} patients: fixed dosing vs PK-guided (start {start:g} "
               f"{fit.data.dose_unit}, trough on day {args.trough_day:g}); target {target.label}")
@@ -192,7 +197,7 @@ def add_commands(sub) -> None:
     p.add_argument("--target", help="target window, e.g. AUCss=3000:6000")
     p.add_argument("--doses", help="available strengths, e.g. 10,20,40,80 (default: the trial's doses)")
     p.add_argument("--interval", default="12", help="dosing interval(s) in h, e.g. 12 or 12,24")
-    p.add_argument("--tox", help="event whose exposure-toxicity model (poppk tox) gives P(toxicity)")
+    add_outcome_args(p)
     p.add_argument("--max-tox-prob", type=float, help="only regimens with P(toxicity) at most this")
     p.add_argument("--method", choices=["full", "map"], default="full",
                    help="full Bayesian (default) or MAP (fast) patient posterior")

@@ -29,7 +29,8 @@ CATALOG: dict[str, Entry] = {
         "records", "mg", "ng/mL", 1.0),
     "lxi15029_ae": Entry("lxi15029_ae.csv", "LXI-15029 reconstructed: max CTCAE grade per adverse event and DLT"),
     "lxi15029_efficacy": Entry("lxi15029_efficacy.csv",
-                               "LXI-15029 reconstructed: best response, disease control, PFS (days) and tumour type"),
+                               "LXI-15029 reconstructed: best response, disease control, PFS (days; the scan "
+                               "before progression in PFS_LO_DAYS) and tumour type"),
     "lxi15029_truth": Entry("lxi15029_truth.json", "LXI-15029 reconstructed: generating model and true parameters",
                             "json"),
     "lxi15029_paper_table2": Entry("lxi15029_paper_table2.csv", "LXI-15029 paper, Table 2: adverse events by cohort"),

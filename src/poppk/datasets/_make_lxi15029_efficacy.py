@@ -15,7 +15,10 @@ the 12 patients with PD as best response progress at the first assessment (day 2
 progress at later assessments, days 85, 85, 141, 141, 197, 253 and 344 (the paper's patient), and one is
 censored at day 141 (still on study at data cut-off). With these times the Kaplan-Meier median is 29
 days with 95% CI 29-141 (log-log Greenwood bands, SAS's default, as the paper used): the paper's figures
-exactly (``tests/test_efficacy.py`` checks it with lifelines).
+exactly (``tests/test_efficacy.py`` checks it with lifelines). ``PFS_LO_DAYS`` is each progression's
+previous assessment on that schedule (0 for progression at the first one; 309 days for the 344-day
+patient, whose PD came between scans), so the progression happened in ``(PFS_LO_DAYS, PFS_DAYS]``: the
+interval censoring that periodic scans impose (empty for the censored patient and the non-evaluable ones).
 
 Run ``python -m poppk.datasets._make_lxi15029_efficacy`` to rewrite ``lxi15029_efficacy.csv``.
 """
@@ -35,6 +38,15 @@ TUMOURS = {"breast cancer": 10, "fibrosarcoma": 4, "leiomyosarcoma": 4, "adrenal
 SD_TIMES = (85, 85, 141, 141, 197, 253, 344)
 SD_CENSORED = 141
 FIRST_ASSESSMENT = 29
+#: Scans every 8 weeks after the first.
+ASSESSMENT_INTERVAL = 56
+
+
+def previous_assessment(day: float) -> float:
+    """The last scheduled assessment before ``day`` (0 before the first): day 29, then every 56 days."""
+    if day <= FIRST_ASSESSMENT:
+        return 0.0
+    return float(FIRST_ASSESSMENT + ASSESSMENT_INTERVAL * int(np.ceil((day - FIRST_ASSESSMENT) / ASSESSMENT_INTERVAL) - 1))
 
 
 def simulate(doses: pd.Series) -> pd.DataFrame:
@@ -67,6 +79,7 @@ def simulate(doses: pd.Series) -> pd.DataFrame:
             row.update(EVALUABLE=1, BEST_RESPONSE="PD", DC=0, PFS_DAYS=float(FIRST_ASSESSMENT), PFS_EVENT=1)
         rows.append(row)
     out = pd.DataFrame(rows)
+    out["PFS_LO_DAYS"] = [previous_assessment(t) if e == 1 else np.nan for t, e in zip(out["PFS_DAYS"], out["PFS_EVENT"])]
     for c in ("DC", "PFS_EVENT"):
         out[c] = out[c].astype("Int64")
     return out

@@ -11,6 +11,7 @@ import pandas as pd
 from ..errors import DosingError
 from ..pk import Sampling, concentrations
 from ..simulate import Regimen, Segment, Target, exposure_metrics, residual_draws, virtual_population
+from ..tox import floor_exposure
 from ._posterior import PatientPosterior, make_patient_solver, population_sample, resample
 
 #: Days of dosing simulated for each candidate regimen (steady state by the last interval).
@@ -48,7 +49,7 @@ def default_route(kernel) -> str:
 
 def _tox_probability(tox, metrics: dict) -> np.ndarray:
     """P(event) per exposure draw, each paired with an exposure-response draw."""
-    x = np.asarray(metrics[tox.metric])
+    x = floor_exposure(metrics[tox.metric], tox.patients)
     p = tox.probability(x)  # (S_er, n)
     return p[np.arange(x.size) % p.shape[0], np.arange(x.size)]
 
@@ -143,7 +144,7 @@ def _interval_share(x: np.ndarray) -> tuple[float, float, float]:
 def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: float = 12.0, n: int = 500,
                   trough_day: float = 8.0, tox=None, max_tox_prob: float | None = None, method: str = "map",
                   n_pop: int = 50, per_draw: int = 40, seed: int = 0, route: str | None = None,
-                  duration: float = 0.0) -> pd.DataFrame:
+                  duration: float = 0.0, response=None, survival=None) -> pd.DataFrame:
     """Fixed dosing at each level against PK-guided dosing, on virtual patients with known parameters.
 
     Every virtual patient (drawn from ``fit``, so their true parameters are known) is given
@@ -240,9 +241,19 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
                f"{target.metric}_median": float(np.median(x))}
         if tox is not None:
             xt = np.array([true_metrics[k][tox.metric][j] for j, k in enumerate(pick)])
-            rate = tox.probability(xt).mean(axis=1)  # per exposure-response draw
+            rate = tox.rate(xt)  # per exposure-response draw
             row.update({"tox_rate": float(np.median(rate)), "tox_lo": float(np.quantile(rate, 0.05)),
                         "tox_hi": float(np.quantile(rate, 0.95))})
+        if response is not None:
+            xr = np.array([true_metrics[k][response.metric][j] for j, k in enumerate(pick)])
+            rate = response.rate(xr)
+            row.update({"response_rate": float(np.median(rate)), "response_lo": float(np.quantile(rate, 0.05)),
+                        "response_hi": float(np.quantile(rate, 0.95))})
+        if survival is not None:
+            xs = np.array([true_metrics[k][survival.metric][j] for j, k in enumerate(pick)])
+            med = survival.population_median(xs, max_draws=1000)
+            row.update({"pfs_median": float(np.median(med)), "pfs_lo": float(np.quantile(med, 0.05)),
+                        "pfs_hi": float(np.quantile(med, 0.95))})
         if label == "PK-guided":
             row["doses_chosen"] = ", ".join(f"{regs[k].first_amount:g}:{int((chosen == k).sum())}"
                                             for k in range(len(regs)) if (chosen == k).any())

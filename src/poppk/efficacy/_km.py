@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._survival import SurvivalResult, simulate_times
+from ._survival import SurvivalResult, assessed, schedule_of, simulate_times
 
 
 def kaplan_meier(times, events, groups=None, *, level: float = 0.95) -> pd.DataFrame:
@@ -60,20 +60,25 @@ def survival_vpc(result: SurvivalResult, *, n_sims: int = 200, seed: int = 0, le
     """Visual predictive check of the survival model: ``n_sims`` replicate trials of the same patients
     (each replicate one posterior draw, each patient one of their exposure draws: ``exposure_median``
     here, as the patients table keeps), censored as the trial was (a censored patient at their own time,
-    the others at the last observed time), their Kaplan-Meier curves on a time grid, and the observed
-    curve. Columns: ``time``, ``observed``, ``lo``, ``median``, ``hi`` (band at ``level``)."""
+    the others at the last observed time; in an interval-censored trial each simulated event is seen at
+    the first of the trial's assessments after it, :func:`~poppk.efficacy.assessed`), their Kaplan-Meier
+    curves on a time grid, and the observed curve. Columns: ``time``, ``observed``, ``lo``, ``median``, ``hi`` (band at ``level``)."""
     rng = np.random.default_rng(seed)
     p = result.patients
     t_obs, e_obs = p["time"].to_numpy(float), p["event"].to_numpy(int)
     z = np.log2(p["exposure_median"].to_numpy(float) / result.reference)
     cens = np.where(e_obs == 0, t_obs, t_obs.max())
-    grid = np.linspace(0.0, t_obs.max(), n_points)
+    schedule = schedule_of(p)
+    # The recorded times join the grid, so each step of the curves is drawn where it happens.
+    grid = np.union1d(np.linspace(0.0, t_obs.max(), n_points), t_obs)
     S = result.draws["beta"].size
     pick = rng.choice(S, size=min(n_sims, S), replace=False)
     curves = np.empty((pick.size, grid.size))
     for r, s in enumerate(pick):
         d = {k: float(np.asarray(v)[s]) for k, v in result.draws.items()}
         t = simulate_times(result.model, rng, z, d["log_scale"], d["log_shape"], d["beta"])
+        if schedule is not None:  # an interval-censored trial: events are seen at its assessments
+            t = assessed(t, schedule)[0]
         time, event = np.minimum(t, cens), (t <= cens).astype(int)
         curves[r] = _km_on_grid(time, event, grid)
     observed = _km_on_grid(t_obs, e_obs, grid)

@@ -8,8 +8,12 @@ individual parameters pushed through the dosing engine to a steady-state metric 
     weibull (PH):      S(t | z) = exp(-(t / lam)^k exp(b z))
     loglogistic (AFT): S(t | z) = 1 / (1 + (t / (lam exp(g z)))^k)
 
-Each patient contributes ``log h(t) + log S(t)`` if the event was observed and ``log S(t)`` if censored
-at ``t``; the likelihood is averaged over their exposure draws, ``p(y_i | theta) = mean_j p(y_i | theta,
+Each patient contributes ``log h(t) + log S(t)`` if the event was observed at ``t``, ``log S(t)`` if
+censored at ``t``, and ``log(S(l) - S(t))`` if it is **interval-censored**: known only to have happened
+after the last assessment without it, ``l``, and by the assessment ``t`` that found it (progression seen
+at a scheduled scan; ``l`` = 0 for progression at the first scan). Tumour assessments are periodic, so
+PFS is interval-censored by design; treating the scan day as the event time biases a parametric model
+towards later events (every progression at the first scan "happens" on its day). The likelihood is averaged over their exposure draws, ``p(y_i | theta) = mean_j p(y_i | theta,
 z_ij)``, so the exposure uncertainty is integrated out and the outcome does not feed back into the PK (a
 "cut", as in sequential PK-PD). ``exp(b)`` is the **hazard ratio per doubling of exposure** (below 1:
 longer survival at higher exposure); for the log-logistic model ``exp(g)`` is the **time ratio per
@@ -61,14 +65,57 @@ def log_likelihood(model: str, t, event, z, log_lam, log_k, beta):
     return event * log_h - xp.exp(log_cum)
 
 
-def _survival_model(log_t, t, event, z, *, model: str, log_scale0: float):
+def _population_median(model: str, lam, k, b, z) -> np.ndarray:
+    """For each draw ``s``: the time at which ``mean_i S(t | z[s, i])`` is 0.5, by bisection on log t (S
+    decreases in t, so 60 halvings of a bracket 100 wide in log t leave an error below 1e-16)."""
+    lo = np.full(lam.size, float(np.min(lam)) - 50.0)
+    hi = np.full(lam.size, float(np.max(lam)) + 50.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        with np.errstate(over="ignore", under="ignore"):
+            surv = np.exp(log_likelihood(model, np.exp(mid)[:, None], 0.0, z, lam[:, None], k[:, None],
+                                         b[:, None])).mean(axis=1)
+        above = surv > 0.5
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def log_interval_likelihood(model: str, lo, hi, z, log_lam, log_k, beta):
+    """``log(S(lo) - S(hi))``: the event happened in ``(lo, hi]`` (``lo`` 0: by ``hi``). Broadcasts as
+    :func:`log_likelihood` (JAX or numpy); ``lo < hi``.
+
+    >>> round(float(log_interval_likelihood("exponential", 1.0, 2.0, 0.0, 0.0, 0.0, 0.0)), 12)  # e^-1 - e^-2
+    -1.458675145387
+    """
+    xp = jnp if any(isinstance(a, jax.Array) for a in (lo, hi, z, log_lam, log_k, beta)) else np
+    lo = xp.asarray(lo, dtype=float)
+    positive = lo > 0
+    log_s_lo = xp.where(positive, log_likelihood(model, xp.where(positive, lo, 1.0), 0.0, z, log_lam, log_k, beta),
+                        0.0)
+    log_s_hi = log_likelihood(model, hi, 0.0, z, log_lam, log_k, beta)
+    return log_s_lo + xp.log(-xp.expm1(xp.minimum(log_s_hi - log_s_lo, -1e-300)))
+
+
+def record_log_likelihood(model: str, t, event, t_lo, z, log_lam, log_k, beta):
+    """Each record's log-likelihood: interval-censored where ``event`` is 1 and ``t_lo`` is a number
+    (``(t_lo, t]``, :func:`log_interval_likelihood`), otherwise exact or right-censored at ``t``
+    (:func:`log_likelihood`)."""
+    xp = jnp if any(isinstance(a, jax.Array) for a in (t, t_lo, z, log_lam, log_k, beta)) else np
+    t_lo = xp.asarray(t_lo, dtype=float)
+    interval = (event == 1) & ~xp.isnan(t_lo)
+    exact = log_likelihood(model, t, event, z, log_lam, log_k, beta)
+    both = log_interval_likelihood(model, xp.where(interval, t_lo, 0.0), t, z, log_lam, log_k, beta)
+    return xp.where(interval, both, exact)
+
+
+def _survival_model(log_t, t, event, t_lo, z, *, model: str, log_scale0: float):
     import numpyro
     import numpyro.distributions as dist
 
     log_lam = numpyro.sample("log_scale", dist.Normal(log_scale0, 2.0))
     log_k = numpyro.sample("log_shape", dist.Normal(0.0, 1.0)) if model != "exponential" else jnp.asarray(0.0)
     beta = numpyro.sample("beta", dist.Normal(0.0, 1.0))
-    ll = log_likelihood(model, t[:, None], event[:, None], z, log_lam, log_k, beta)  # (N, K)
+    ll = record_log_likelihood(model, t[:, None], event[:, None], t_lo[:, None], z, log_lam, log_k, beta)  # (N, K)
     numpyro.factor("events", (jax.scipy.special.logsumexp(ll, axis=1) - jnp.log(z.shape[1])).sum())
 
 
@@ -81,10 +128,39 @@ def simulate_times(model: str, rng: np.random.Generator, z, log_lam, log_k, beta
     return np.exp(log_lam) * (-np.log(u) * np.exp(-beta * z)) ** (1.0 / k)
 
 
+def assessed(times, schedule) -> tuple[np.ndarray, np.ndarray]:
+    """Event times as periodic assessments see them: each time moved up to the first ``schedule`` time at or
+    after it (``hi``), with the assessment before that (``lo``; 0 before the first). A time after the last
+    assessment keeps itself as ``hi`` (it is censored there in practice).
+
+    >>> hi, lo = assessed([10.0, 29.0, 40.0], [29.0, 85.0])
+    >>> hi.tolist(), lo.tolist()
+    ([29.0, 29.0, 85.0], [0.0, 0.0, 29.0])
+    """
+    t = np.asarray(times, float)
+    grid = np.unique(np.asarray(schedule, float))
+    k = np.searchsorted(grid, t, side="left")
+    inside = k < grid.size
+    hi = np.where(inside, grid[np.minimum(k, grid.size - 1)], t)
+    lo = np.where(k > 0, grid[np.maximum(k - 1, 0)], 0.0)
+    return hi, lo
+
+
+def schedule_of(patients: pd.DataFrame) -> np.ndarray | None:
+    """The assessment times of an interval-censored trial (every recorded time and last time without the
+    event), or None when its times are exact."""
+    if "time_lo" not in patients.columns or patients["time_lo"].isna().all():
+        return None
+    times = np.r_[patients["time"].to_numpy(float), patients["time_lo"].dropna().to_numpy(float)]
+    return np.unique(times[times > 0])
+
+
 def sample_survival_model(t, event, z, *, model: str = "weibull", chains: int = 4, warmup: int = 1000,
-                          samples: int = 1000, seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
-    """NUTS for the survival model given times ``t`` (N,), event flags (N,) and exposure draws ``z`` (N, K)
-    (log2 of exposure / reference): posterior draws ``{log_scale, log_shape, beta}`` and diagnostics."""
+                          samples: int = 1000, seed: int = 0, progress: bool = False,
+                          t_lo=None) -> tuple[dict, dict]:
+    """NUTS for the survival model given times ``t`` (N,), event flags (N,), exposure draws ``z`` (N, K)
+    (log2 of exposure / reference) and, optionally, each event's last time without it ``t_lo`` (N,; NaN
+    for an exact time): posterior draws ``{log_scale, log_shape, beta}`` and diagnostics."""
     from numpyro.infer import MCMC, NUTS
 
     from ..tox import mcmc_diagnostics
@@ -96,8 +172,9 @@ def sample_survival_model(t, event, z, *, model: str = "weibull", chains: int = 
     fn = functools.partial(_survival_model, model=model, log_scale0=float(np.log(np.median(t))))
     mcmc = MCMC(NUTS(fn), num_warmup=warmup, num_samples=samples, num_chains=chains,
                 chain_method=chain_method(chains), progress_bar=progress)
-    mcmc.run(jax.random.PRNGKey(seed), jnp.log(t), jnp.asarray(t), jnp.asarray(event), jnp.asarray(z),
-             extra_fields=("diverging",))
+    t_lo = np.full(t.shape, np.nan) if t_lo is None else np.asarray(t_lo, float)
+    mcmc.run(jax.random.PRNGKey(seed), jnp.log(t), jnp.asarray(t), jnp.asarray(event), jnp.asarray(t_lo),
+             jnp.asarray(z), extra_fields=("diverging",))
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
     if model == "exponential":
         draws["log_shape"] = np.zeros_like(draws["beta"])
@@ -155,13 +232,29 @@ class SurvivalResult:
             if self.model == "loglogistic":
                 return np.exp(lam + b * z[0])
             return np.exp(lam + (np.log(np.log(2.0)) - b * z[0]) / np.exp(k))
-        from scipy.optimize import brentq
+        return _population_median(self.model, lam, k, b, np.broadcast_to(z, (lam.size, z.size)))
 
+    def population_median(self, exposure, replicate=None, max_draws: int | None = None) -> np.ndarray:
+        """Posterior draws of the median time of a population with ``exposure`` (one value per patient),
+        ``(S,)`` in ``time_unit``. With ``replicate`` (each patient's PK posterior replicate, 0..R-1), draw
+        ``s`` uses the patients of replicate ``s % R`` only, carrying the PK uncertainty as
+        :meth:`poppk.tox.ExposureResponse.rate` does; ``max_draws`` keeps the first draws only. Exposures below
+        the fitted range are raised to its floor (:func:`poppk.tox.floor_exposure`)."""
+        from ..tox import floor_exposure
+
+        x = floor_exposure(exposure, self.patients)
+        lam, k, b = (np.asarray(self.draws[n])[:max_draws] for n in ("log_scale", "log_shape", "beta"))
+        z = np.log2(x / self.reference)
+        if replicate is None:
+            return _population_median(self.model, lam, k, b, np.broadcast_to(z, (lam.size, z.size)))
+        reps = np.asarray(replicate)
+        R = int(reps.max()) + 1
         out = np.empty(lam.size)
-        for s in range(lam.size):
-            def f(log_t, s=s):
-                return float(np.exp(log_likelihood(self.model, np.exp(log_t), 0.0, z, lam[s], k[s], b[s])).mean()) - 0.5
-            out[s] = np.exp(brentq(f, -30.0, 30.0))
+        for r in range(R):
+            sel = np.arange(r, lam.size, R)
+            if sel.size:
+                out[sel] = _population_median(self.model, lam[sel], k[sel], b[sel],
+                                              np.broadcast_to(z[reps == r], (sel.size, int((reps == r).sum()))))
         return out
 
     def summary(self) -> pd.DataFrame:
@@ -206,8 +299,25 @@ class SurvivalResult:
                    meta["time_unit"], draws, pd.read_csv(folder / "patients.csv"), meta.get("diagnostics", {}))
 
 
-def event_table(table: pd.DataFrame, ids, *, time: str, event: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(index into ids, times, event flags)`` of the evaluable patients in ``table``, checked.
+def _numbers(table: pd.DataFrame, column: str, row: np.ndarray) -> np.ndarray:
+    """``column`` as floats, NaN where empty (``""``, ``.``, ``NA``); any other text is an error naming rows."""
+    x = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    text = table[column].astype(str).str.strip()
+    bad = np.isnan(x) & table[column].notna().to_numpy() & ~text.isin(["", ".", "nan", "NA"]).to_numpy()
+    if bad.any():
+        raise EfficacyError(f"event table, column {column}: rows {row[bad][:10].tolist()} are not numbers")
+    return x
+
+
+def event_table(table: pd.DataFrame, ids, *, time: str, event: str,
+                time_lo: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(index into ids, times, event flags, last times without the event)`` of the evaluable patients in
+    ``table``, checked; the last array is NaN where ``time_lo`` is not given or empty (an exact time, or a
+    censored patient, for whom it is not used).
+
+    With ``time_lo``, an event row's value there is the last assessment without the event (0: none before
+    the one that found it), so the event happened in ``(time_lo, time]``; it must be a number at least 0 and
+    below the row's ``time``.
 
     A row with an empty ``time`` is a patient without the endpoint (not evaluable) and is left out; an ID
     not in the fit, a duplicated ID, a negative or zero time, or a time without a 0/1 ``event`` flag is an
@@ -227,11 +337,7 @@ def event_table(table: pd.DataFrame, ids, *, time: str, event: str) -> tuple[np.
     dup = pd.Series(sid).duplicated().to_numpy()
     if dup.any():
         raise EfficacyError(f"event table: rows {row[dup][:10].tolist()} repeat an ID ({sorted(set(sid[dup]))[:10]})")
-    t = pd.to_numeric(table[time], errors="coerce").to_numpy(float)
-    text = table[time].astype(str).str.strip()
-    bad_text = np.isnan(t) & table[time].notna().to_numpy() & ~text.isin(["", ".", "nan", "NA"]).to_numpy()
-    if bad_text.any():
-        raise EfficacyError(f"event table, column {time}: rows {row[bad_text][:10].tolist()} are not numbers")
+    t = _numbers(table, time, row)
     has = ~np.isnan(t)
     if (has & (t <= 0)).any():
         raise EfficacyError(f"event table, column {time}: rows {row[has & (t <= 0)][:10].tolist()} are not positive "
@@ -243,13 +349,25 @@ def event_table(table: pd.DataFrame, ids, *, time: str, event: str) -> tuple[np.
                             "flag (1: the event was observed; 0: censored at that time)")
     if not has.any():
         raise EfficacyError(f"event table: no patient has a {time}")
-    return np.asarray([known[s] for s in sid[has]]), t[has], e[has]
+    lo = np.full(t.shape, np.nan)
+    if time_lo is not None:
+        if time_lo not in table.columns:
+            raise EfficacyError(f"the event table has no column {time_lo!r}; it has {', '.join(map(str, table.columns))}")
+        lo = _numbers(table, time_lo, row)
+        wrong = has & (e == 1) & ~np.isnan(lo) & ((lo < 0) | (lo >= t))
+        if wrong.any():
+            raise EfficacyError(f"event table, column {time_lo}: rows {row[wrong][:10].tolist()} are not between 0 "
+                                f"and the row's {time} (the last assessment without the event comes before the one "
+                                "that found it)")
+        lo = np.where(e == 1, lo, np.nan)
+    return np.asarray([known[s] for s in sid[has]]), t[has], e[has], lo[has]
 
 
 def fit_survival(fit, table: pd.DataFrame, *, time: str = "PFS_DAYS", event: str = "PFS_EVENT",
                  metric: str = "Cmin_ss", model: str = "weibull", time_unit: str = "days", n_draws: int = 200,
                  chains: int = 4, warmup: int = 1000, samples: int = 1000, seed: int = 0, progress: bool = False,
-                 interval: float | None = None, endpoint: str | None = None) -> SurvivalResult:
+                 interval: float | None = None, endpoint: str | None = None, exposure=None,
+                 time_lo: str | None = None) -> SurvivalResult:
     """Fit the time to ``event`` against each patient's posterior exposure (module docstring).
 
     Parameters
@@ -265,6 +383,13 @@ def fit_survival(fit, table: pd.DataFrame, *, time: str = "PFS_DAYS", event: str
     model : {"weibull", "exponential", "loglogistic"}
     endpoint : str, optional
         The endpoint's name in tables (default: ``time`` without a ``_DAYS``/``_TIME`` suffix: ``PFS``).
+    exposure : array, optional
+        Every fitted subject's ``metric`` draws, ``(n_subjects, n_draws)``, from
+        :func:`poppk.simulate.patient_exposure` (computed here when not given).
+    time_lo : str, optional
+        Column of each event's last assessment without it (0 for an event found at the first one): the
+        event is then interval-censored in ``(time_lo, time]`` (module docstring). Without it, event times
+        are exact.
 
     Examples
     --------
@@ -284,18 +409,24 @@ def fit_survival(fit, table: pd.DataFrame, *, time: str = "PFS_DAYS", event: str
     if model not in MODELS:
         raise EfficacyError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     metric = metric_name(metric)
-    idx, t, e = event_table(table, fit.data.ids, time=time, event=event)
-    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)[idx]
+    idx, t, e, lo = event_table(table, fit.data.ids, time=time, event=event, time_lo=time_lo)
+    if exposure is None:
+        exposure = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)
+    exposure = np.asarray(exposure, float)
+    if exposure.ndim != 2 or exposure.shape[0] != fit.data.n_subjects:
+        raise EfficacyError(f"exposure= must be (n_subjects={fit.data.n_subjects}, n_draws) draws of {metric}, got "
+                            f"shape {exposure.shape}")
+    x = exposure[idx]
     if not (np.isfinite(x) & (x > 0)).all():
         raise EfficacyError(f"some patients' {metric} draws are not positive; cannot take logs (choose another metric)")
     ref = float(np.median(x))
     draws, diag = sample_survival_model(t, e, np.log2(x / ref), model=model, chains=chains, warmup=warmup,
-                                        samples=samples, seed=seed, progress=progress)
+                                        samples=samples, seed=seed, progress=progress, t_lo=lo)
     med = np.median(x, 1)
     # Tertiles by rank (ties broken by order), so that equal exposures cannot collapse a tertile's edges.
     tertile = (pd.qcut(pd.Series(med).rank(method="first"), 3, labels=["low", "middle", "high"]) if med.size >= 3
                else ["all"] * med.size)
-    patients = pd.DataFrame({"ID": [fit.data.ids[i] for i in idx], "time": t, "event": e.astype(int),
+    patients = pd.DataFrame({"ID": [fit.data.ids[i] for i in idx], "time": t, "time_lo": lo, "event": e.astype(int),
                              "exposure_median": med, "exposure_lo": np.quantile(x, 0.05, 1),
                              "exposure_hi": np.quantile(x, 0.95, 1), "tertile": list(tertile)})
     endpoint = endpoint or time.removesuffix("_DAYS").removesuffix("_TIME")
@@ -303,5 +434,5 @@ def fit_survival(fit, table: pd.DataFrame, *, time: str = "PFS_DAYS", event: str
                           patients, diag)
 
 
-__all__ = ["MODELS", "SurvivalResult", "event_table", "fit_survival", "log_likelihood", "sample_survival_model",
-           "simulate_times"]
+__all__ = ["MODELS", "SurvivalResult", "assessed", "event_table", "fit_survival", "log_interval_likelihood",
+           "log_likelihood", "record_log_likelihood", "sample_survival_model", "schedule_of", "simulate_times"]

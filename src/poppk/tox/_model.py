@@ -37,6 +37,25 @@ from ..simulate import metric_name, metric_unit, patient_exposure
 CURVE_POINTS = 100
 
 
+def floor_exposure(exposure, patients: pd.DataFrame) -> np.ndarray:
+    """``exposure`` raised to the lowest exposure the model was fitted to (the smallest of the patients'
+    5th percentiles, ``patients["exposure_lo"]``), for predictions in a population.
+
+    A model linear in log exposure would otherwise extrapolate without bound towards zero: a trough that
+    underflows to 0 (a short half-life, a long interval) has log exposure -inf, and an effect of any sign
+    then decides the prediction alone. Above the fitted range nothing is changed (the log-linear model
+    extrapolates there, which for toxicity errs on the side of more risk). Without a patients table the
+    exposure is returned as given.
+
+    >>> floor_exposure([0.0, 5.0], pd.DataFrame({"exposure_lo": [2.0, 3.0]})).tolist()
+    [2.0, 5.0]
+    """
+    x = np.asarray(exposure, float)
+    if patients is None or "exposure_lo" not in getattr(patients, "columns", ()) or patients.empty:
+        return x
+    return np.maximum(x, float(patients["exposure_lo"].min()))
+
+
 def _er_model(logx, y, n_levels: int, ordinal: bool):
     import numpyro
     import numpyro.distributions as dist
@@ -83,15 +102,25 @@ class ExposureResponse:
             eta = eta + self.draws["intercept"][:, None]
         return 1.0 / (1.0 + np.exp(-eta))
 
+    def rate(self, exposure, replicate=None) -> np.ndarray:
+        """Expected event rate in a population with ``exposure`` (one value per patient), one per posterior
+        draw, (S,). With ``replicate`` (each patient's PK posterior replicate, 0..R-1), draw ``s`` averages
+        over the patients of replicate ``s % R`` only, so the PK and the exposure-response uncertainty are
+        both carried (each exposure-response draw meets one population-parameter draw). Exposures below
+        the fitted range are raised to its floor (:func:`floor_exposure`)."""
+        p = self.probability(floor_exposure(exposure, self.patients))  # (S, n)
+        if replicate is None:
+            return p.mean(axis=1)
+        reps = np.asarray(replicate)
+        R = int(reps.max()) + 1
+        return np.array([p[s, reps == s % R].mean() for s in range(p.shape[0])])
+
     def regimen_risk(self, sim) -> pd.DataFrame:
         """Expected event rate under each simulated regimen: median and 90% interval, carrying
-        the uncertainty of both models (exposure-response draw ``s`` meets PK replicate ``s % R``)."""
+        the uncertainty of both models (see :meth:`rate`)."""
         rows = []
         for label, g in sim.exposures.groupby("regimen", sort=False):
-            p = self.probability(g[self.metric].to_numpy())  # (S, n)
-            reps = g["replicate"].to_numpy()
-            R = reps.max() + 1
-            rate = np.array([p[s, reps == s % R].mean() for s in range(p.shape[0])])
+            rate = self.rate(g[self.metric].to_numpy(), g["replicate"].to_numpy())
             rows.append({"regimen": label, "event": self.event, "p_event": np.median(rate),
                          "p_lo": np.quantile(rate, 0.05), "p_hi": np.quantile(rate, 0.95),
                          f"{self.metric}_median": g[self.metric].median()})
@@ -158,7 +187,7 @@ def _event_values(ae: pd.DataFrame, event: str, ids) -> np.ndarray:
 def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "AUCss", grade: int = 1,
                           model: str = "logistic", n_draws: int = 200, chains: int = 4, warmup: int = 1000,
                           samples: int = 1000, seed: int = 0, progress: bool = False,
-                          interval: float | None = None, subset: bool = False) -> ExposureResponse:
+                          interval: float | None = None, subset: bool = False, exposure=None) -> ExposureResponse:
     """Fit P(``event`` grade >= ``grade``) against each patient's posterior exposure (module docstring).
 
     Parameters
@@ -178,6 +207,10 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
     subset : bool
         False (default): ``ae`` must describe every fitted subject. True: only the fitted subjects it has
         (a response assessed in evaluable patients only); its IDs must still all be fitted subjects.
+    exposure : array, optional
+        Every fitted subject's ``metric`` draws, ``(n_subjects, n_draws)``, as
+        :func:`poppk.simulate.patient_exposure` returns them (computed here when not given; pass them to
+        fit several outcomes against the same exposure without recomputing it).
 
     Examples
     --------
@@ -211,7 +244,7 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
         raise ToxicityModelError(f"{event}: grade {grade} is outside the grades observed (1 to {max(n_levels - 1, 1)})")
     if model == "logistic":
         y = (y >= grade).astype(int)
-    x = patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)[rows]
+    x = _given_exposure(fit, exposure, metric, n_draws, seed, interval, ToxicityModelError)[rows]
     if not (np.isfinite(x) & (x > 0)).all():
         raise ToxicityModelError(f"some patients' {metric} draws are not positive; cannot take logs")
     ref = float(np.median(x))
@@ -229,6 +262,17 @@ def fit_exposure_response(fit, ae: pd.DataFrame, event: str, *, metric: str = "A
                              "exposure_median": np.median(x, 1), "exposure_lo": np.quantile(x, 0.05, 1),
                              "exposure_hi": np.quantile(x, 0.95, 1)})
     return ExposureResponse(event, metric, res.unit, ref, grade, model, draws, patients, curve, diag)
+
+
+def _given_exposure(fit, exposure, metric: str, n_draws: int, seed: int, interval, error) -> np.ndarray:
+    """``exposure`` checked against the fit's subjects, or computed by :func:`patient_exposure`."""
+    if exposure is None:
+        return patient_exposure(fit, metric, n_draws=n_draws, seed=seed, interval=interval)
+    x = np.asarray(exposure, float)
+    if x.ndim != 2 or x.shape[0] != fit.data.n_subjects:
+        raise error(f"exposure= must be (n_subjects={fit.data.n_subjects}, n_draws) draws of {metric}, got shape "
+                    f"{x.shape}")
+    return x
 
 
 def sample_event_model(logx: np.ndarray, y: np.ndarray, *, model: str = "logistic", chains: int = 4,

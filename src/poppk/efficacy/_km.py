@@ -62,7 +62,8 @@ def survival_vpc(result: SurvivalResult, *, n_sims: int = 200, seed: int = 0, le
     here, as the patients table keeps), censored as the trial was (a censored patient at their own time,
     the others at the last observed time; in an interval-censored trial each simulated event is seen at
     the first of the trial's assessments after it, :func:`~poppk.efficacy.assessed`), their Kaplan-Meier
-    curves on a time grid, and the observed curve. Columns: ``time``, ``observed``, ``lo``, ``median``, ``hi`` (band at ``level``)."""
+    curves on a time grid, and the observed curve. Columns: ``time``, ``observed``, ``lo``, ``median``,
+    ``hi`` (band at ``level``)."""
     rng = np.random.default_rng(seed)
     p = result.patients
     t_obs, e_obs = p["time"].to_numpy(float), p["event"].to_numpy(int)

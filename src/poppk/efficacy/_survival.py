@@ -13,7 +13,8 @@ censored at ``t``, and ``log(S(l) - S(t))`` if it is **interval-censored**: know
 after the last assessment without it, ``l``, and by the assessment ``t`` that found it (progression seen
 at a scheduled scan; ``l`` = 0 for progression at the first scan). Tumour assessments are periodic, so
 PFS is interval-censored by design; treating the scan day as the event time biases a parametric model
-towards later events (every progression at the first scan "happens" on its day). The likelihood is averaged over their exposure draws, ``p(y_i | theta) = mean_j p(y_i | theta,
+towards later events (every progression at the first scan "happens" on its day). The likelihood is
+averaged over their exposure draws, ``p(y_i | theta) = mean_j p(y_i | theta,
 z_ij)``, so the exposure uncertainty is integrated out and the outcome does not feed back into the PK (a
 "cut", as in sequential PK-PD). ``exp(b)`` is the **hazard ratio per doubling of exposure** (below 1:
 longer survival at higher exposure); for the log-logistic model ``exp(g)`` is the **time ratio per

@@ -14,7 +14,9 @@ Run:  .venv/bin/python benchmarks/sbc.py --model oral1cmt --design rich --reps 1
       .venv/bin/python benchmarks/sbc.py --pool benchmarks/results/sbc_mm benchmarks/results/sbc_mm_seed7 \
           --out benchmarks/results/sbc_pooled            (runs with other seeds pooled: summary, plots;
                                                           with --model M --truth-check, M's truth check)
-Not part of CI (on 2 cores about 10 s per replication for the closed-form model, 60-120 s for the
+The user-facing tool is ``poppk sbc`` (:func:`poppk.batch.sbc`: any spec, any design, on a Dask cluster);
+this script reproduces the committed runs in ``benchmarks/results/sbc*`` and keeps their prior and truth
+checks. Not part of CI (on 2 cores about 10 s per replication for the closed-form model, 60-120 s for the
 Michaelis-Menten ODE). A run stopped part-way resumes where it stopped (the rank file is rewritten after
 every replication, each drawn from its own seed).
 
@@ -72,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 import poppk
+from poppk.batch import holm
 
 poppk.set_host_devices(2)
 
@@ -348,15 +351,6 @@ def summarise(out: Path, folders: list[Path] | None = None) -> pd.DataFrame:
     table = family_wise(pd.DataFrame(rows))
     table.to_csv(out / "sbc_summary.csv", index=False)
     return table
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of the p-values ``p`` (family-wise error, any dependence)."""
-    order = np.argsort(p)
-    adjusted = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
-    out = np.empty_like(adjusted)
-    out[order] = adjusted
-    return out
 
 
 def family_wise(table: pd.DataFrame) -> pd.DataFrame:

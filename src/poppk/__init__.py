@@ -3,7 +3,7 @@
 The public API. Submodules with their own documented namespaces:
 :mod:`poppk.data`, :mod:`poppk.pk`, :mod:`poppk.model`, :mod:`poppk.fit`, :mod:`poppk.nca`,
 :mod:`poppk.diagnostics`, :mod:`poppk.plots`, :mod:`poppk.simulate`, :mod:`poppk.tox`, :mod:`poppk.efficacy`,
-:mod:`poppk.dosing`, :mod:`poppk.report`, :mod:`poppk.export`, :mod:`poppk.datasets`,
+:mod:`poppk.dosing`, :mod:`poppk.batch`, :mod:`poppk.report`, :mod:`poppk.export`, :mod:`poppk.datasets`,
 :mod:`poppk.units`, :mod:`poppk.errors`.
 
 Nothing here changes JAX's configuration on import; the functions that
@@ -15,6 +15,7 @@ compute switch JAX to float64 when they run (:func:`configure_jax`).
 12
 """
 
+from . import batch as batch
 from . import data as data
 from . import datasets as datasets
 from . import dosing as dosing
@@ -38,6 +39,7 @@ from .data import PKDataset as PKDataset
 from .data import from_frame as from_frame
 from .data import read_nonmem as read_nonmem
 from .efficacy import benefit_risk as benefit_risk
+from .errors import BatchError as BatchError
 from .errors import DatasetError as DatasetError
 from .errors import DosingError as DosingError
 from .errors import EfficacyError as EfficacyError
@@ -77,9 +79,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DatasetError", "DatasetWarning", "DosingError", "EfficacyError", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset",
+    "BatchError", "DatasetError", "DatasetWarning", "DosingError", "EfficacyError", "Fit", "FitError", "ModelSpec", "ModelSpecError", "PKDataset",
     "PoppkError", "Regimen", "RegimenError", "SimulationError", "SolverError", "ToxicityModelError",
-    "clear_compilation_cache", "benefit_risk", "compare_fits", "compilation_cache_info", "compute_nca", "configure_jax", "data",
+    "batch", "benefit_risk", "clear_compilation_cache", "compare_fits", "compilation_cache_info", "compute_nca", "configure_jax", "data",
     "datasets", "demo", "diagnostics", "dosing", "efficacy", "errors", "export", "export_tables", "fit", "from_frame",
     "guard_interrupts", "load_fit", "load_spec", "model", "nca", "parameter_table", "parse_regimen", "pk", "plots",
     "predict", "read_nonmem", "register_kernel", "report", "set_host_devices", "simulate", "simulate_regimen", "tox",

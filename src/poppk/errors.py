@@ -101,9 +101,14 @@ class DosingError(PoppkError):
     """Dose individualisation that cannot be done: a bad target, no candidate regimen, an unusable patient record."""
 
 
+class BatchError(PoppkError):
+    """A many-task run (SBC, bootstrap, covariate search, a clinic's doses) that cannot start or resume, or
+    whose tasks failed after their retries (the others are kept; rerunning retries the failed ones)."""
+
+
 class ToxicityModelError(PoppkError):
     """An exposure-toxicity model that cannot be fitted or read: a bad adverse-event table, event or folder."""
 
 
-__all__ = ["DatasetError", "DosingError", "EfficacyError", "EventError", "ExportError", "FitError", "ModelSpecError", "NCAError", "PoppkError", "RegimenError",
+__all__ = ["BatchError", "DatasetError", "DosingError", "EfficacyError", "EventError", "ExportError", "FitError", "ModelSpecError", "NCAError", "PoppkError", "RegimenError",
            "SimulationError", "SolverError", "ToxicityModelError", "UnitError", "Violation"]

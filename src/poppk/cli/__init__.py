@@ -13,14 +13,14 @@ import warnings
 
 from poppk import PoppkError, configure_jax, guard_interrupts
 
-from . import _data, _demo, _efficacy, _fitting, _use
+from . import _batch, _data, _demo, _efficacy, _fitting, _use
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poppk", description="Bayesian population PK from NONMEM-style data.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for group in (_data, _fitting, _use, _efficacy, _demo):
+    for group in (_data, _fitting, _use, _efficacy, _batch, _demo):
         group.add_commands(sub)
     return parser
 

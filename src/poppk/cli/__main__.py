@@ -2,4 +2,5 @@
 
 from . import run
 
-run()
+if __name__ == "__main__":  # a Dask worker process started by spawn imports this module again: no command there
+    run()

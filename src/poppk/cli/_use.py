@@ -8,6 +8,7 @@ from poppk import PoppkError, load_fit
 
 from ._common import files_only, number_list, positive_int, read_table, set_chain_devices
 from ._common import fmt_table as _fmt
+from ._batch import add_cluster_args, cmd_clinic
 from ._efficacy import add_outcome_args, outcome_models
 
 
@@ -28,6 +29,8 @@ def cmd_simulate(args) -> int:
 
     fit = load_fit(args.dir)
     target = Target.parse(args.target) if args.target else None
+    if args.stream:
+        return _simulate_streamed(args, fit, target)
     sim = simulate_regimen(fit, args.regimen, n=positive_int(args.n, "--n"), seed=args.seed, residual=args.residual)
     out = Path(args.out or Path(args.dir) / "simulations")
     sim.save(out, target)
@@ -44,6 +47,25 @@ def cmd_simulate(args) -> int:
                   "of steady state); *_ss metrics are at the true steady state, AUCtau_last and Cmin_last at "
                   "the regimen's end")
     print(f"\nwrote {out}/exposures.csv, summary.csv, bands.csv, regimens.png")
+    return 0
+
+
+def _simulate_streamed(args, fit, target) -> int:
+    """``poppk simulate --stream``: exposure summaries of any number of patients in bounded memory."""
+    import pandas as pd
+
+    from poppk.simulate import population_summary, simulation_devices
+
+    n = positive_int(args.n, "--n")
+    print(f"{n:,} virtual patients per regimen, {positive_int(args.chunk, '--chunk'):,} at a time on "
+          f"{simulation_devices()} device(s)")
+    tables = [population_summary(fit, r, n, target=target, chunk=args.chunk, seed=args.seed) for r in args.regimen]
+    table = pd.concat(tables, ignore_index=True)
+    out = Path(args.out or Path(args.dir) / "simulations")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "summary_streamed.csv", index=False)
+    print(_fmt(table))
+    print(f"\nwrote {out}/summary_streamed.csv (quantiles within 0.23%: histogram bins of 1/1000 decade)")
     return 0
 
 
@@ -138,8 +160,12 @@ def cmd_dose(args) -> int:
         print(_fmt(table))
         print(f"\nwrote {out}/virtual_trial.csv")
         return 0
+    if args.patients:
+        if args.patient:
+            raise PoppkError("give --patient FILE (one patient) or --patients FOLDER (a clinic), not both")
+        return cmd_clinic(args, fit, args.target, doses, intervals)
     if not args.patient:
-        raise PoppkError("give --patient FILE (one patient's records) or --virtual-trial")
+        raise PoppkError("give --patient FILE (one patient's records), --patients FOLDER or --virtual-trial")
     from poppk import read_nonmem
 
     patient = read_nonmem(args.patient, dose_unit=fit.data.dose_unit, conc_unit=fit.data.conc_unit, lloq=args.lloq,
@@ -173,6 +199,9 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--residual", action="store_true", help="add residual error to the concentration bands")
     p.add_argument("--target", help="target window, e.g. AUCss=3000:6000 (adds P(target) to the summary)")
+    p.add_argument("--stream", action="store_true",
+                   help="millions of patients: summaries only (no per-patient rows, no bands), memory bounded")
+    p.add_argument("--chunk", type=int, default=100_000, help="--stream: patients computed at a time")
     p.add_argument("--out", help="output folder (default DIR/simulations)")
     p.set_defaults(func=cmd_simulate)
 
@@ -194,6 +223,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("dose", help="PK-guided dose for one patient, or a virtual trial of guided vs fixed dosing")
     p.add_argument("dir", help="fit folder")
     p.add_argument("--patient", help="one patient's NONMEM-style records (doses and observations)")
+    p.add_argument("--patients", metavar="FOLDER",
+                   help="a folder of patient files (*.csv, one patient each): one recommendation per patient, as "
+                        "Dask tasks (--workers, --scheduler); table in OUT/results.csv")
     p.add_argument("--target", help="target window, e.g. AUCss=3000:6000")
     p.add_argument("--doses", help="available strengths, e.g. 10,20,40,80 (default: the trial's doses)")
     p.add_argument("--interval", default="12", help="dosing interval(s) in h, e.g. 12 or 12,24")
@@ -211,5 +243,6 @@ def add_commands(sub) -> None:
     p.add_argument("--trough-day", type=float, default=8.0, help="virtual trial: day of the measured trough")
     p.add_argument("--n", type=int, default=500, help="virtual trial: patients")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder (default DIR/dosing)")
+    p.add_argument("--out", help="output folder (default DIR/dosing; DIR/dosing/clinic with --patients)")
+    add_cluster_args(p)
     p.set_defaults(func=cmd_dose)

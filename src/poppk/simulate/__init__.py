@@ -6,7 +6,9 @@
 """
 
 from ..errors import RegimenError
-from ._exposure import METRICS, before_steady_state, exposure_metrics, metric_name, metric_unit, regimen_times
+from ._exposure import (METRICS, before_steady_state, exposure_metrics, metric_name, metric_unit, regimen_times,
+                        simulation_devices)
+from ._large import population_summary
 from ._patients import patient_exposure, patient_metrics, patient_regimens
 from ._population import VirtualPopulation, residual_draws, virtual_population
 from ._regimen import Regimen, Segment, parse_regimen
@@ -15,5 +17,6 @@ from ._simulation import RegimenSimulation, Target, simulate_regimen
 __all__ = [
     "METRICS", "Regimen", "RegimenError", "RegimenSimulation", "Segment", "Target", "VirtualPopulation",
     "before_steady_state", "exposure_metrics", "metric_name", "metric_unit", "parse_regimen", "patient_exposure", "patient_metrics",
-    "patient_regimens", "regimen_times", "residual_draws", "simulate_regimen", "virtual_population",
+    "patient_regimens", "population_summary", "regimen_times", "residual_draws", "simulate_regimen", "simulation_devices",
+    "virtual_population",
 ]

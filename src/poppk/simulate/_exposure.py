@@ -86,12 +86,46 @@ def _schedule(regimen: Regimen) -> Regimen:
     return Regimen(tuple(Segment(1.0, s.n_doses, s.interval, s.route, s.duration) for s in regimen.segments), regimen.unit)
 
 
+def simulation_devices(devices: int | None = None) -> int:
+    """How many of JAX's local devices a simulation splits its patients across: ``devices`` (at most the
+    number there are), or by default every accelerator (several GPUs) and one device on CPU. CPU host
+    devices (:func:`poppk.set_host_devices`) exist for a fit's chains; splitting small simulations across
+    them cost more in compilation than it saved (the default test run slowed by minutes), so on CPU
+    sharding is asked for with ``devices``."""
+    n = jax.local_device_count()
+    if devices is None:
+        return n if jax.default_backend() != "cpu" else 1
+    if devices < 1:
+        raise SimulationError(f"devices must be at least 1, got {devices}")
+    return min(int(devices), n)
+
+
+def _placer(n_devices: int, size: int):
+    """Put a chunk's arrays on the devices: patients (the leading axis of length ``size``) split across
+    ``n_devices`` devices with ``jax.sharding`` (each device computes its patients; nothing is exchanged
+    until the results are gathered), everything else replicated. One device: arrays as they are."""
+    if n_devices == 1:
+        return lambda tree: tree
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.local_devices()[:n_devices]), ("patients",))
+    split, whole = NamedSharding(mesh, PartitionSpec("patients")), NamedSharding(mesh, PartitionSpec())
+
+    def put(x):
+        x = jnp.asarray(x)
+        return jax.device_put(x, split if x.ndim and x.shape[0] == size else whole)
+
+    return lambda tree: jax.tree_util.tree_map(put, tree)
+
+
 @functools.lru_cache(maxsize=64)
 def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, schedule: Regimen, band_points: int,
-            size: int):
+            size: int, n_devices: int = 1):
     """The compiled per-chunk function of :func:`exposure_metrics` for a dosing *schedule*: dose
-    amounts are an argument, so candidate strengths and the cohorts of a trial share one compilation."""
+    amounts are an argument, so candidate strengths and the cohorts of a trial share one compilation.
+    With ``n_devices > 1`` the chunk's patients are sharded across that many devices (:func:`_placer`)."""
     kernel = get_kernel(kernel_name, dose_unit, conc_unit, **dict(options))
+    place = _placer(n_devices, size)
     grid = regimen_times(schedule, band_points)
     t = np.concatenate([grid["trough"], grid["fine"], grid["band"]])
     sampling = Sampling(time=np.broadcast_to(t, (size, t.size)).copy(), order=np.full((size, t.size), -1.0),
@@ -126,23 +160,27 @@ def _runner(kernel_name: str, options: tuple, dose_unit: str, conc_unit: str, sc
 
     @functools.lru_cache(maxsize=16)
     def prepared(regimen: Regimen):
-        return (kernel.prepare(regimen.to_doses(size, dose_unit, kernel), sampling),
-                kernel.prepare(regimen.steady_doses(size, dose_unit, kernel), steady_sampling))
+        return place((kernel.prepare(regimen.to_doses(size, dose_unit, kernel), sampling),
+                      kernel.prepare(regimen.steady_doses(size, dose_unit, kernel), steady_sampling)))
 
     def call(p, regimen: Regimen):
-        return run(p, *prepared(regimen))
+        return run(place(p), *prepared(regimen))
 
     return call
 
 
 def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *, dose_unit: str,
-                     conc_unit: str, band_points: int = 200, chunk: int = 10_000) -> tuple[dict, np.ndarray]:
+                     conc_unit: str, band_points: int = 200, chunk: int = 10_000,
+                     devices: int | None = None) -> tuple[dict, np.ndarray]:
     """Metrics ``{name: (n,)}`` and band concentrations ``(n, band_points)`` for ``n`` patients.
 
     ``kernel`` is a kernel name or a :class:`ModelSpec` (whose solver options then apply).
     ``params`` are individual structural parameters in the fitted data's units (as
     :meth:`VirtualPopulation.parameters` returns them); doses go in ``dose_unit``.
-    Patients are processed ``chunk`` at a time by one compiled function.
+    Patients are processed ``chunk`` at a time by one compiled function, each chunk split across
+    ``devices`` devices (default every GPU, one CPU device: :func:`simulation_devices`); every patient's
+    computation is the same on any device, so the result does not depend on how many
+    (``tests/test_batch.py`` checks two host devices against one).
     """
     from .._runtime import configure_jax
 
@@ -151,7 +189,8 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
     if n == 0:
         raise SimulationError("no virtual patients to simulate")
     name, options = (kernel, ()) if isinstance(kernel, str) else (kernel.kernel, tuple(kernel.kernel_options.items()))
-    metrics, bands = _run_chunks(name, options, params, regimen, dose_unit, conc_unit, band_points, min(chunk, n))
+    n_dev = simulation_devices(devices)
+    metrics, bands = _run_chunks(name, options, params, regimen, dose_unit, conc_unit, band_points, min(chunk, n), n_dev)
     bad = _failed(metrics)
     if bad.any() and _fixed_step_ode(name, options, dose_unit, conc_unit):
         # The fixed-step solver can fail for a stiff patient (seen on the bundled trial's MM fit for about 1
@@ -160,7 +199,7 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
         idx = np.flatnonzero(bad)
         sub = {k: np.asarray(v)[idx] for k, v in params.items()}
         adaptive = tuple((k, v) for k, v in options if k != "grid") + (("grid", 0),)
-        m, b = _run_chunks(name, adaptive, sub, regimen, dose_unit, conc_unit, band_points, idx.size)
+        m, b = _run_chunks(name, adaptive, sub, regimen, dose_unit, conc_unit, band_points, idx.size, n_dev)
         for k in METRICS:
             metrics[k][idx] = m[k]
         bands[idx] = b
@@ -170,9 +209,12 @@ def exposure_metrics(kernel, params: dict[str, np.ndarray], regimen: Regimen, *,
     return metrics, bands
 
 
-def _run_chunks(name, options, params, regimen, dose_unit, conc_unit, band_points, size):
+def _run_chunks(name, options, params, regimen, dose_unit, conc_unit, band_points, size, n_devices=1):
     n = len(next(iter(params.values())))
-    run = _runner(name, options, dose_unit, conc_unit, _schedule(regimen), int(band_points), size)
+    if size < n_devices:
+        n_devices = 1  # fewer patients than devices: not worth splitting
+    size = -(-size // n_devices) * n_devices  # a whole number of patients per device
+    run = _runner(name, options, dose_unit, conc_unit, _schedule(regimen), int(band_points), size, n_devices)
     out, bands = [], []
     for i in range(0, n, size):
         idx = np.minimum(np.arange(i, i + size), n - 1)  # pad the last chunk: one compilation
@@ -209,4 +251,5 @@ def _raise_failed(bad: np.ndarray, params: dict, regimen: Regimen) -> None:
         f"then its adaptive solver). Check that the parameters are positive, finite and in the data's units.")
 
 
-__all__ = ["NODES", "PANELS", "METRICS", "exposure_metrics", "metric_name", "metric_unit", "regimen_times"]
+__all__ = ["NODES", "PANELS", "METRICS", "exposure_metrics", "metric_name", "metric_unit", "regimen_times",
+           "simulation_devices"]

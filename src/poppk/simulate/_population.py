@@ -73,8 +73,9 @@ class VirtualPopulation:
         return {k: np.asarray(v) for k, v in ind.items()}
 
 
-def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int | None = None,
-                       covariates: pd.DataFrame | None = None) -> VirtualPopulation:
+def virtual_population(fit, n: int = 1000, *, seed: int | list[int] = 0, n_replicates: int | None = None,
+                       covariates: pd.DataFrame | None = None, draws: dict | None = None,
+                       first: int = 0) -> VirtualPopulation:
     """Draw ``n`` virtual patients from ``fit`` (see the module docstring).
 
     Parameters
@@ -89,15 +90,24 @@ def virtual_population(fit, n: int = 1000, *, seed: int = 0, n_replicates: int |
         uses replicate ``j % n_replicates``.
     covariates : DataFrame, optional
         Covariate values to sample from (default: the fitted subjects' baseline covariates).
+    draws : dict, optional
+        The ``n_replicates`` population draws to share (:meth:`Fit.population_draws`), for a population
+        simulated in chunks that must share them; default drawn here from ``seed``.
+    first : int
+        The first patient's number: patient ``j`` of this call uses replicate ``(first + j) % n_replicates``.
     """
     if n < 1:
         raise SimulationError(f"the number of virtual patients must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
-    R = max(1, min(n // 50, 200, fit.n_draws)) if n_replicates is None else int(n_replicates)
+    if draws is not None:
+        R = len(next(iter(draws.values())))
+    else:
+        R = max(1, min(n // 50, 200, fit.n_draws)) if n_replicates is None else int(n_replicates)
     if not 1 <= R:
         raise SimulationError(f"n_replicates must be at least 1, got {R}")
-    replicate = np.arange(n) % R
-    draws = {k: v[replicate] for k, v in fit.population_draws(R, rng).items()}
+    replicate = (first + np.arange(n)) % R
+    shared = fit.population_draws(R, rng) if draws is None else draws
+    draws = {k: np.asarray(v)[replicate] for k, v in shared.items()}
 
     needed = sorted({c.covariate for c in fit.spec.covariates if c.kind != "dose"})
     source = fit.data.to_frame().groupby("ID", sort=False).first() if covariates is None else covariates

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from poppk import PoppkError, load_fit
+from poppk import PoppkError, load_fit, set_host_devices
 
 from ._common import files_only, number_list, positive_int, read_table, set_chain_devices
 from ._common import fmt_table as _fmt
@@ -50,6 +50,11 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _simulation_devices(args) -> None:
+    if args.devices:
+        set_host_devices(positive_int(args.devices, "--devices"))
+
+
 def _simulate_streamed(args, fit, target) -> int:
     """``poppk simulate --stream``: exposure summaries of any number of patients in bounded memory."""
     import pandas as pd
@@ -58,8 +63,9 @@ def _simulate_streamed(args, fit, target) -> int:
 
     n = positive_int(args.n, "--n")
     print(f"{n:,} virtual patients per regimen, {positive_int(args.chunk, '--chunk'):,} at a time on "
-          f"{simulation_devices()} device(s)")
-    tables = [population_summary(fit, r, n, target=target, chunk=args.chunk, seed=args.seed) for r in args.regimen]
+          f"{simulation_devices(args.devices)} device(s)")
+    tables = [population_summary(fit, r, n, target=target, chunk=args.chunk, seed=args.seed, devices=args.devices)
+              for r in args.regimen]
     table = pd.concat(tables, ignore_index=True)
     out = Path(args.out or Path(args.dir) / "simulations")
     out.mkdir(parents=True, exist_ok=True)
@@ -201,9 +207,11 @@ def add_commands(sub) -> None:
     p.add_argument("--target", help="target window, e.g. AUCss=3000:6000 (adds P(target) to the summary)")
     p.add_argument("--stream", action="store_true",
                    help="millions of patients: summaries only (no per-patient rows, no bands), memory bounded")
-    p.add_argument("--chunk", type=int, default=100_000, help="--stream: patients computed at a time")
+    p.add_argument("--chunk", type=int, default=10_000, help="--stream: patients computed at a time")
+    p.add_argument("--devices", type=int, help="--stream: split each chunk across N devices (on CPU, N host "
+                                               "devices, e.g. the cores; default: every GPU, one CPU device)")
     p.add_argument("--out", help="output folder (default DIR/simulations)")
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=cmd_simulate, before_jax=_simulation_devices)
 
     p = sub.add_parser("tox", help="exposure-toxicity model of an adverse event against posterior exposure")
     p.add_argument("dir", help="fit folder")

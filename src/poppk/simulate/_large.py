@@ -63,7 +63,7 @@ class _Histogram:
         return float(10 ** (self.edges[k] + frac / BINS_PER_DECADE))
 
 
-def population_summary(fit, regimen: Regimen | str, n: int, *, target=None, chunk: int = 100_000, seed: int = 0,
+def population_summary(fit, regimen: Regimen | str, n: int, *, target=None, chunk: int = 10_000, seed: int = 0,
                        n_replicates: int = 200, devices: int | None = None,
                        metrics: tuple[str, ...] = SUMMARY_METRICS, progress=None) -> pd.DataFrame:
     """Exposure summary of ``n`` virtual patients under ``regimen``, streamed (the module docstring).

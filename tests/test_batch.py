@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -280,3 +281,34 @@ def test_simulate_stream_cli_on_two_host_devices(tmp_path, cli, theo_quick_fit):
                              target=Target.parse("Cminss=3:"), devices=1)
     np.testing.assert_allclose(got[["mean", "q5", "q50", "q95"]].to_numpy(), ref[["mean", "q5", "q50", "q95"]].to_numpy(),
                                rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_sbc_on_a_cluster_started_by_dask_scheduler_and_dask_worker(tmp_path, cli):
+    """``--scheduler ADDRESS``: the cluster a user starts with ``dask scheduler`` and ``dask worker``
+    (2 single-thread workers) runs the same replications as this process does alone."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dask = str(Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(3)
+        procs.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        args = ["--design", "sparse", "--reps", "2", "--chains", "1", "--warmup", "100", "--samples", "100"]
+        r = cli("sbc", "oral1cmt_additive", *args, "--scheduler", address, "--out", str(tmp_path / "ext"))
+        assert r.returncode == 0, r.stderr
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=60)
+    ref = cli("sbc", "oral1cmt_additive", *args, "--workers", "0", "--out", str(tmp_path / "one"))
+    assert ref.returncode == 0, ref.stderr
+    got, one = pd.read_csv(tmp_path / "ext" / "results.csv"), pd.read_csv(tmp_path / "one" / "results.csv")
+    cols = [c for c in one.columns if c.startswith(("rank_", "true_", "q50_"))]
+    pd.testing.assert_frame_equal(got[cols], one[cols])

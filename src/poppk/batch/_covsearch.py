@@ -217,6 +217,21 @@ def covariate_search(data, spec, out, *, covariates: list[str], parameters: list
 def _search(evaluate, step_table, candidates, forward, backward, steps_dir, tables, say) -> list[Effect]:
     """Forward addition, then backward elimination (the module docstring); each step's table appended to
     ``tables`` and written to ``steps_dir``. Returns the final model's effects."""
+    steps_dir.mkdir(parents=True, exist_ok=True)
+
+    def step(kind: str, number: int, current, options, passes, verb: str, threshold: float):
+        """Fit a step's options; the best (largest elpd_diff) is taken if ``passes(elpd_diff)``."""
+        rows = evaluate([m for _, m in options])
+        table = step_table(kind, number, current, options, rows).sort_values("elpd_diff", ascending=False)
+        best = table.iloc[0]
+        take = bool(passes(best["elpd_diff"]))
+        table["decision"] = [verb if take and i == 0 else "" for i in range(len(table))]
+        table.to_csv(steps_dir / f"{kind}-{number}.csv", index=False)
+        tables.append(table)
+        say(f"{kind} step {number}: best {best['change']} (elpd_diff {best['elpd_diff']:.1f} +- {best['dse']:.1f}) "
+            f"{verb if take else f'not {verb} (threshold {threshold:g})'}")
+        return take, best["change"]
+
     current: list[Effect] = []
     evaluate([current])
     number = 0
@@ -225,36 +240,20 @@ def _search(evaluate, step_table, candidates, forward, backward, steps_dir, tabl
         if not remaining:
             break
         number += 1
-        options = [(f"+{c.label}", current + [c]) for c in remaining]
-        rows = evaluate([m for _, m in options])
-        table = step_table("forward", number, current, options, rows).sort_values("elpd_diff", ascending=False)
-        best = table.iloc[0]
-        take = best["elpd_diff"] > forward
-        table["decision"] = ["added" if take and i == 0 else "" for i in range(len(table))]
-        steps_dir.mkdir(parents=True, exist_ok=True)
-        table.to_csv(steps_dir / f"forward-{number}.csv", index=False)
-        tables.append(table)
-        say(f"forward step {number}: best {best['change']} (elpd_diff {best['elpd_diff']:.1f} +- {best['dse']:.1f}) "
-            f"{'added' if take else f'not added (threshold {forward})'}")
+        take, change = step("forward", number, current, [(f"+{c.label}", current + [c]) for c in remaining],
+                            lambda d: d > forward, "added", forward)
         if not take:
             break
-        current = current + [next(c for c in remaining if f"+{c.label}" == best["change"])]
+        current = current + [next(c for c in remaining if f"+{c.label}" == change)]
     number = 0
     while current:  # backward
         number += 1
-        options = [(f"-{e.label}", [x for x in current if x is not e]) for e in current]
-        rows = evaluate([m for _, m in options])
-        table = step_table("backward", number, current, options, rows).sort_values("elpd_diff", ascending=False)
-        best = table.iloc[0]
-        drop = -best["elpd_diff"] < backward
-        table["decision"] = ["removed" if drop and i == 0 else "" for i in range(len(table))]
-        table.to_csv(steps_dir / f"backward-{number}.csv", index=False)
-        tables.append(table)
-        say(f"backward step {number}: cheapest {best['change']} (elpd_diff {best['elpd_diff']:.1f} +- "
-            f"{best['dse']:.1f}) {'removed' if drop else f'kept (threshold {backward})'}")
-        if not drop:
+        take, change = step("backward", number, current,
+                            [(f"-{e.label}", [x for x in current if x is not e]) for e in current],
+                            lambda d: -d < backward, "removed", backward)
+        if not take:
             break
-        current = [e for e in current if f"-{e.label}" != best["change"]]
+        current = [e for e in current if f"-{e.label}" != change]
     return current
 
 

@@ -12,13 +12,13 @@ trial's subjects are redrawn -- and shows estimates that depend on a few subject
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import pandas as pd
 
 from ..errors import BatchError
+from ._engine import diagnostics_file, digest, spec_from, spec_payload
 
 
 def resample_subjects(frame: pd.DataFrame, rng: np.random.Generator, strata: str | None = None) -> pd.DataFrame:
@@ -56,10 +56,9 @@ def bootstrap_replicate(params: dict) -> dict:
     """One replicate (a task of :func:`bootstrap`): resample, refit, keep each parameter's median."""
     from ..data import from_frame
     from ..fit import fit
-    from ..model import parse_spec
 
     t0 = time.perf_counter()
-    spec = parse_spec(params["spec_text"], source=params["spec_source"], kernel_file=params.get("kernel_file"))
+    spec = spec_from(params)
     frame = pd.DataFrame(params["data"])
     sample = resample_subjects(frame, np.random.default_rng([params["seed"], params["replicate"]]), params.get("strata"))
     data = from_frame(sample, dose_unit=params["dose_unit"], conc_unit=params["conc_unit"], warn=False)
@@ -71,9 +70,7 @@ def bootstrap_replicate(params: dict) -> dict:
            "subjects": int(sample.ID.nunique()), "divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"],
            "min_ess_bulk": diag["min_ess_bulk"], "converged": bool(diag["converged"])}
     row.update({str(p): float(q) for p, q in zip(summary.parameter, summary.q50)})
-    return {"row": row, "files": {"summary.csv": summary.to_csv(index=False),
-                                  "diagnostics.json": json.dumps({k: diag[k] for k in ("divergences", "max_r_hat",
-                                                                                          "min_ess_bulk", "warnings")})}}
+    return {"row": row, "files": {"summary.csv": summary.to_csv(index=False), "diagnostics.json": diagnostics_file(diag)}}
 
 
 def bootstrap_summary(table: pd.DataFrame, original: pd.DataFrame, converged_only: bool = False) -> pd.DataFrame:
@@ -119,7 +116,6 @@ def bootstrap(fit_dir, out, *, n: int = 200, seed: int = 0, strata: str | None =
 
     from ..fit import load_fit
     from ._engine import Task, run_tasks
-    from ._sbc import _digest
 
     if n < 1:
         raise BatchError(f"--n must be at least 1, got {n}")
@@ -130,11 +126,10 @@ def bootstrap(fit_dir, out, *, n: int = 200, seed: int = 0, strata: str | None =
     chains = chains or int(f.info["chains"])
     warmup = warmup or int(f.info["warmup"])
     samples = samples or int(f.info["samples"])
-    common = {"spec_text": f.spec.text, "spec_source": f.spec.source, "kernel_file": f.spec.kernel_file,
-              "data": frame.to_dict("list"), "dose_unit": f.data.dose_unit, "conc_unit": f.data.conc_unit,
+    common = {**spec_payload(f.spec), "data": frame.to_dict("list"), "dose_unit": f.data.dose_unit, "conc_unit": f.data.conc_unit,
               "seed": seed, "strata": strata, "chains": chains, "warmup": warmup, "samples": samples}
-    settings = {"fit": str(Path(fit_dir).resolve()), "spec_sha": _digest(f.spec.text),
-                "data_sha": _digest(frame.to_csv(index=False)), "seed": seed, "strata": strata, "chains": chains,
+    settings = {"fit": str(Path(fit_dir).resolve()), "spec_sha": digest(f.spec.text),
+                "data_sha": digest(frame.to_csv(index=False)), "seed": seed, "strata": strata, "chains": chains,
                 "warmup": warmup, "samples": samples}
     tasks = [Task(f"boot-{b:04d}", {**common, "replicate": b}) for b in range(n)]
     result = run_tasks("bootstrap", tasks, bootstrap_replicate, out, settings=settings, workers=workers,

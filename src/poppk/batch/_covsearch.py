@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BatchError
+from ._engine import digest, spec_from, spec_payload
 
 #: A whole-number covariate with at most this many distinct values is taken as categorical.
 MAX_LEVELS = 5
@@ -98,12 +99,11 @@ def fit_candidate(params: dict) -> dict:
     from ..compare import loo_fit
     from ..data import from_frame
     from ..fit import fit
-    from ..model import parse_spec
 
     t0 = time.perf_counter()
     effects = [Effect(**e) for e in params["effects"]]
-    text = params["spec_text"] + "".join(e.toml() for e in effects)
-    spec = parse_spec(text, source=params["spec_source"], kernel_file=params.get("kernel_file"))
+    added = "".join(e.toml() for e in effects)
+    spec = spec_from(params, added)
     data = from_frame(pd.DataFrame(params["data"]), dose_unit=params["dose_unit"], conc_unit=params["conc_unit"],
                       warn=False)
     f = fit(data, spec, chains=params["chains"], warmup=params["warmup"], samples=params["samples"],
@@ -115,12 +115,13 @@ def fit_candidate(params: dict) -> dict:
            "divergences": diag["divergences"], "max_r_hat": diag["max_r_hat"],
            "seconds": round(time.perf_counter() - t0, 1)}
     summary = f.summary()
+    by_name = summary.set_index("parameter")
     for e in effects:
-        for name in summary.parameter:
+        for name in by_name.index:
             if name.startswith(f"{e.parameter}_{e.covariate}"):
-                s = summary.set_index("parameter").loc[name]
+                s = by_name.loc[name]
                 row[f"{name}_q50"], row[f"{name}_q5"], row[f"{name}_q95"] = float(s.q50), float(s.q5), float(s.q95)
-    return {"row": row, "files": {"summary.csv": summary.to_csv(index=False), "spec.toml": text,
+    return {"row": row, "files": {"summary.csv": summary.to_csv(index=False), "spec.toml": spec.text,
                                   "elpd.csv": pd.DataFrame({"elpd_i": elpd, "pareto_k": k}).to_csv(index=False)}}
 
 
@@ -146,7 +147,6 @@ def covariate_search(data, spec, out, *, covariates: list[str], parameters: list
     from ..data import PKDataset
     from ..model import ModelSpec, load_spec
     from ._engine import Task, cluster_client, collect, read_row, run_tasks, task_folder
-    from ._sbc import _digest
 
     if not isinstance(data, PKDataset):
         raise BatchError("covariate_search needs a PKDataset (see poppk.read_nonmem)")
@@ -166,10 +166,9 @@ def covariate_search(data, spec, out, *, covariates: list[str], parameters: list
         raise BatchError(f"every candidate effect is already in {spec.name}; nothing to search")
     frame = data.to_frame()
     out = Path(out)
-    common = {"spec_text": spec.text, "spec_source": spec.source, "kernel_file": spec.kernel_file,
-              "data": frame.to_dict("list"), "dose_unit": data.dose_unit, "conc_unit": data.conc_unit, "seed": seed,
+    common = {**spec_payload(spec), "data": frame.to_dict("list"), "dose_unit": data.dose_unit, "conc_unit": data.conc_unit, "seed": seed,
               "chains": chains, "warmup": warmup, "samples": samples}
-    settings = {"spec_sha": _digest(spec.text), "data_sha": _digest(frame.to_csv(index=False)), "seed": seed,
+    settings = {"spec_sha": digest(spec.text), "data_sha": digest(frame.to_csv(index=False)), "seed": seed,
                 "chains": chains, "warmup": warmup, "samples": samples, "candidates": [c.label for c in candidates],
                 "forward": forward, "backward": backward}
     say = progress or (lambda _m: None)

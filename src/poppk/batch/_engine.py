@@ -60,13 +60,13 @@ class Task:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What :func:`run_tasks` did: the table of done tasks, how many ran now, were resumed, failed."""
+    """What :func:`run_tasks` did: the table of done tasks, how many ran now and how many were done before
+    (a run with failed tasks raises instead)."""
 
     table: pd.DataFrame
     out: Path
     ran: int
     resumed: int
-    failed: dict
     seconds: float
 
 
@@ -133,14 +133,41 @@ def check_manifest(out: Path, workload: str, settings: dict) -> None:
     os.replace(tmp, path)
 
 
-def _run_one(work: Callable, params: dict) -> dict:
-    """A task as a worker runs it: its function, then JAX's caches cleared (a worker runs many fits;
-    without this about 70 fits in one process exhausted LLVM's code memory)."""
+def digest(text: str) -> str:
+    """A short fingerprint of a spec's or a table's text, for ``settings`` (a rerun on changed input is refused)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spec_payload(spec) -> dict:
+    """What a task needs to rebuild ``spec`` on a worker (:func:`spec_from`): its text, source and kernel file."""
+    return {"spec_text": spec.text, "spec_source": spec.source, "kernel_file": spec.kernel_file}
+
+
+def spec_from(params: dict, extra: str = ""):
+    """The spec a task was sent (:func:`spec_payload`), with ``extra`` TOML appended (covariate effects)."""
+    from ..model import parse_spec
+
+    return parse_spec(params["spec_text"] + extra, source=params["spec_source"], kernel_file=params.get("kernel_file"))
+
+
+def diagnostics_file(diag: dict) -> str:
+    """A fit's convergence diagnostics as a task's ``diagnostics.json``."""
+    return json.dumps({k: diag[k] for k in ("divergences", "max_r_hat", "min_ess_bulk", "warnings")})
+
+
+def _run_one(work: Callable, params: dict) -> tuple[dict, float]:
+    """A task as a worker runs it: its function, timed where it runs (not from its submission, which would
+    count its wait in the queue), then JAX's caches cleared (a worker runs many fits; without this about
+    70 fits in one process exhausted LLVM's code memory)."""
     import jax
 
+    t0 = time.perf_counter()
     result = work(params)
+    seconds = time.perf_counter() - t0
     jax.clear_caches()
-    return result
+    return result, seconds
 
 
 def run_tasks(workload: str, tasks: list[Task], work: Callable, out: str | Path, *, settings: dict | None = None,
@@ -209,29 +236,33 @@ def run_tasks(workload: str, tasks: list[Task], work: Callable, out: str | Path,
     failed: dict[str, str] = {}
     done = resumed
 
-    def finished(task: Task, result: dict, seconds: float | None) -> None:
+    def finished(task: Task, outcome: tuple[dict, float] | None, error: BaseException | None = None) -> None:
+        """Record a task's outcome as it arrives: its result written (and counted), or its error kept."""
         nonlocal done
+        if error is not None:
+            failed[task.key] = f"{type(error).__name__}: {error}"
+            say(f"[{task.key}] failed: {failed[task.key]}")
+            return
+        result, seconds = outcome
         write_result(out, task.key, result)
         done += 1
-        took = f" in {seconds:.0f} s" if seconds is not None else ""
         extra = f": {describe(result['row'])}" if describe else ""
-        say(f"[{done}/{len(tasks)}] {task.key}{took}{extra}")
+        say(f"[{done}/{len(tasks)}] {task.key} in {seconds:.0f} s{extra}")
 
     try:
         if pending and client is not None:
-            _submit_all(client, pending, work, retries, finished, failed, say)
+            _submit_all(client, pending, work, retries, finished, say)
         elif pending and workers == 0 and scheduler is None:
             for task in pending:
-                t0 = time.perf_counter()
                 try:
-                    result = _run_one(work, task.params)
+                    outcome = _run_one(work, task.params)
                 except Exception as exc:  # noqa: BLE001 -- a task's failure is reported, the others go on
-                    failed[task.key] = f"{type(exc).__name__}: {exc}"
-                    say(f"[{task.key}] failed: {failed[task.key]}")
+                    finished(task, None, exc)
                     continue
-                finished(task, result, time.perf_counter() - t0)
+                finished(task, outcome)
         elif pending:
-            _run_on_cluster(pending, work, out, workers, scheduler, cores_per_worker, retries, finished, failed, say)
+            with cluster_client(workers, scheduler, cores_per_worker) as own:
+                _submit_all(own, pending, work, retries, finished, say)
     except KeyboardInterrupt:
         say(f"interrupted: {done} of {len(tasks)} tasks done and kept in {out}; rerun the same command to resume")
         raise
@@ -245,7 +276,7 @@ def run_tasks(workload: str, tasks: list[Task], work: Callable, out: str | Path,
                          f"results are in {out / RESULTS}; rerun the same command to retry the failed ones")
     if (out / FAILED).exists():
         (out / FAILED).unlink()
-    return BatchResult(table, out, len(pending), resumed, failed, time.perf_counter() - start)
+    return BatchResult(table, out, len(pending), resumed, time.perf_counter() - start)
 
 
 def collect(out: str | Path, keys: list[str]) -> pd.DataFrame:
@@ -254,30 +285,20 @@ def collect(out: str | Path, keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _run_on_cluster(pending, work, out, workers, scheduler, cores, retries, finished, failed, say) -> None:
-    with cluster_client(workers, scheduler, cores) as client:
-        _submit_all(client, pending, work, retries, finished, failed, say)
-
-
-def _submit_all(client, pending, work, retries, finished, failed, say) -> None:
+def _submit_all(client, pending, work, retries, finished, say) -> None:
+    """Every pending task to ``client``'s cluster; each outcome to ``finished`` as it completes."""
     from distributed import as_completed
 
     say(f"dask: {len(client.scheduler_info(n_workers=-1)['workers'])} workers at {client.scheduler.address}"
         + (f" (dashboard {client.dashboard_link})" if client.dashboard_link else ""))
-    futures, started = {}, {}
-    for task in pending:
-        f = client.submit(_run_one, work, task.params, key=f"poppk-{task.key}-{uuid.uuid4().hex[:8]}",
-                          retries=retries, pure=False)
-        futures[f.key] = (task, f)
-        started[f.key] = time.perf_counter()
-    for future in as_completed([f for _, f in futures.values()]):
-        task, _ = futures[future.key]
+    futures = [client.submit(_run_one, work, task.params, key=f"poppk-{task.key}-{uuid.uuid4().hex[:8]}",
+                             retries=retries, pure=False) for task in pending]
+    task_of = {f.key: task for f, task in zip(futures, pending)}
+    for future in as_completed(futures):
         if future.status == "error":
-            exc = future.exception()
-            failed[task.key] = f"{type(exc).__name__}: {exc}"
-            say(f"[{task.key}] failed: {failed[task.key]}")
-            continue
-        finished(task, future.result(), time.perf_counter() - started[future.key])
+            finished(task_of[future.key], None, future.exception())
+        else:
+            finished(task_of[future.key], future.result())
         future.release()
 
 
@@ -321,5 +342,5 @@ class cluster_client:
         return False
 
 
-__all__ = ["BatchResult", "Task", "check_manifest", "cluster_client", "collect", "is_done", "read_row",
-           "run_tasks", "task_folder", "write_result"]
+__all__ = ["BatchResult", "Task", "check_manifest", "cluster_client", "collect", "diagnostics_file", "digest", "is_done",
+           "read_row", "run_tasks", "spec_from", "spec_payload", "task_folder", "write_result"]

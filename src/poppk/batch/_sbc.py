@@ -16,13 +16,11 @@ replaced) or a bundled one: ``rich`` (12 subjects, 100 mg oral at 0, samples at 
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pandas as pd
 
 from ..errors import BatchError
+from ._engine import diagnostics_file, digest, spec_from, spec_payload
 
 #: Posterior draws each replication's rank is taken among (ranks 0..THIN).
 THIN = 100
@@ -116,10 +114,9 @@ def sbc_replication(params: dict) -> dict:
 
     from ..data import from_frame
     from ..fit import fit
-    from ..model import parse_spec
 
     t0 = time.perf_counter()
-    spec = parse_spec(params["spec_text"], source=params["spec_source"], kernel_file=params.get("kernel_file"))
+    spec = spec_from(params)
     frame = pd.DataFrame(params["design"])
     units = dict(dose_unit=params["dose_unit"], conc_unit=params["conc_unit"])
     rng = np.random.default_rng([params["seed"], params["rep"]])  # the replication's own stream: order-free
@@ -144,11 +141,8 @@ def sbc_replication(params: dict) -> dict:
         row.update({f"rank_{name}": int((kept < truth[name]).sum()), f"in50_{name}": bool(lo50 <= truth[name] <= hi50),
                     f"in90_{name}": bool(lo90 <= truth[name] <= hi90), f"true_{name}": truth[name],
                     f"q50_{name}": float(med)})
-    buf = io.StringIO()
-    simulated.to_csv(buf, index=False)
-    return {"row": row, "files": {"data.csv": buf.getvalue(), "summary.csv": f.summary().to_csv(index=False),
-                                  "diagnostics.json": json.dumps({k: diag[k] for k in ("divergences", "max_r_hat",
-                                                                                          "min_ess_bulk", "warnings")})}}
+    return {"row": row, "files": {"data.csv": simulated.to_csv(index=False), "summary.csv": f.summary().to_csv(index=False),
+                                  "diagnostics.json": diagnostics_file(diag)}}
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -165,6 +159,11 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rank_counts(ranks: pd.DataFrame, name: str) -> np.ndarray:
+    """How many replications' ranks of ``name`` fall in each of ``BINS`` equal bins of ``0..THIN``."""
+    return np.histogram(ranks[f"rank_{name}"], bins=BINS, range=(0, THIN + 1))[0]
+
+
 def sbc_summary(ranks: pd.DataFrame) -> pd.DataFrame:
     """Per parameter: chi-square uniformity p-value of the ranks (``BINS`` bins), 50% and 90% coverage with
     Monte Carlo SE and exact binomial p-value, and every p-value of the run adjusted together by Holm
@@ -176,7 +175,7 @@ def sbc_summary(ranks: pd.DataFrame) -> pd.DataFrame:
     expected = n / BINS
     rows = []
     for name in names:
-        counts = np.histogram(ranks[f"rank_{name}"], bins=BINS, range=(0, THIN + 1))[0]
+        counts = _rank_counts(ranks, name)
         chi2 = float(((counts - expected) ** 2 / expected).sum())
         row = {"parameter": name, "replications": n, "chi2_p": float(stats.chi2.sf(chi2, BINS - 1))}
         for level in (50, 90):
@@ -204,7 +203,7 @@ def plot_ranks(ranks: pd.DataFrame, path, title: str) -> None:
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(2.6 * max(1, len(names)), 2.6), squeeze=False)
     lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / BINS)
     for ax, name in zip(axes[0], names):
-        counts = np.histogram(ranks[f"rank_{name}"], bins=BINS, range=(0, THIN + 1))[0]
+        counts = _rank_counts(ranks, name)
         ax.axhspan(lo, hi, color="0.85")
         ax.axhline(n / BINS, color="0.5", lw=0.8)
         ax.bar(np.arange(BINS), counts, width=0.9, color="C0")
@@ -215,16 +214,6 @@ def plot_ranks(ranks: pd.DataFrame, path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-__all__ = ["BINS", "BUILTIN_DESIGNS", "THIN", "builtin_design", "design_data", "draw_from_prior", "holm", "plot_ranks",
-           "sbc", "sbc_replication", "sbc_summary", "simulated_frame"]
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def sbc(spec, out, *, design="rich", reps: int = 100, dose_unit: str = "mg", conc_unit: str = "mg/L",
@@ -283,12 +272,12 @@ def sbc(spec, out, *, design="rich", reps: int = 100, dose_unit: str = "mg", con
         frame, design_name = pd.read_csv(path), str(path)
     design_data(frame, dose_unit, conc_unit, lloq)  # and a design the spec cannot use, before any task runs
     records = frame.to_dict("list")
-    common = {"spec_text": spec.text, "spec_source": spec.source, "kernel_file": spec.kernel_file, "design": records,
+    common = {**spec_payload(spec), "design": records,
               "dose_unit": dose_unit, "conc_unit": conc_unit, "lloq": lloq, "seed": seed, "chains": chains,
               "warmup": warmup, "samples": samples, "parameterization": parameterization,
               "target_accept": target_accept}
-    settings = {"spec": spec.name, "spec_sha": _digest(spec.text), "design": design_name,
-                "design_sha": _digest(frame.to_csv(index=False)), "dose_unit": dose_unit, "conc_unit": conc_unit,
+    settings = {"spec": spec.name, "spec_sha": digest(spec.text), "design": design_name,
+                "design_sha": digest(frame.to_csv(index=False)), "dose_unit": dose_unit, "conc_unit": conc_unit,
                 "lloq": lloq, "seed": seed, "chains": chains, "warmup": warmup, "samples": samples,
                 "parameterization": parameterization, "target_accept": target_accept}
     tasks = [Task(f"rep-{r:04d}", {**common, "rep": r}) for r in range(reps)]
@@ -299,3 +288,7 @@ def sbc(spec, out, *, design="rich", reps: int = 100, dose_unit: str = "mg", con
     summary.to_csv(Path(out) / "sbc_summary.csv", index=False)
     plot_ranks(result.table, Path(out) / "ranks.png", f"{spec.name}, {design_name}")
     return result.table, summary
+
+
+__all__ = ["BINS", "BUILTIN_DESIGNS", "THIN", "builtin_design", "design_data", "draw_from_prior", "holm", "plot_ranks",
+           "sbc", "sbc_replication", "sbc_summary", "simulated_frame"]

@@ -10,9 +10,14 @@ from poppk import set_host_devices
 from ._common import add_data_args, fmt_table, positive_int, read_data
 
 
+def _cores() -> int:
+    """The cores this process may use (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def add_cluster_args(p) -> None:
     """``--workers``, ``--scheduler``, ``--cores-per-worker``: where a command's tasks run."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _cores()
     p.add_argument("--workers", type=int, default=None,
                    help=f"worker processes of a local Dask cluster (default: one per core, {cores} here); "
                         "0 runs the tasks one after the other in this process")
@@ -25,8 +30,7 @@ def cluster_kwargs(args) -> dict:
     cores = positive_int(args.cores_per_worker, "--cores-per-worker")
     workers = args.workers
     if workers is None:
-        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = max(1, available // cores)
+        workers = max(1, _cores() // cores)
     elif workers < 0:
         from poppk import PoppkError
 
@@ -90,7 +94,7 @@ def cmd_covsearch(args) -> int:
     return 0
 
 
-def cmd_clinic(args, fit, target, doses, intervals) -> int:
+def cmd_clinic(args, target, doses, intervals) -> int:
     """``poppk dose DIR --patients FOLDER``: one recommendation per patient file."""
     from poppk.batch import clinic_doses
 

@@ -169,7 +169,7 @@ def cmd_dose(args) -> int:
     if args.patients:
         if args.patient:
             raise PoppkError("give --patient FILE (one patient) or --patients FOLDER (a clinic), not both")
-        return cmd_clinic(args, fit, args.target, doses, intervals)
+        return cmd_clinic(args, args.target, doses, intervals)
     if not args.patient:
         raise PoppkError("give --patient FILE (one patient's records), --patients FOLDER or --virtual-trial")
     from poppk import read_nonmem

@@ -67,8 +67,11 @@ def parameter_table(fit) -> pd.DataFrame:
     Columns: ``section`` (typical value, covariate effect, between-subject variability, residual
     error), ``parameter``, ``description``, ``unit``, ``median``, ``q5``, ``q95`` (90% credible
     interval), ``shrinkage_pct`` (eta-shrinkage of IIV parameters), ``r_hat``, ``ess_bulk``.
-    Omegas are given as CV% (their log-scale SD is in the description), ``sigma_log`` as CV%,
-    ``sigma_prop`` as %; the other values in the units of ``unit``.
+    Omegas are given as CV% (their log-scale SD and variance are in the description), ``sigma_log`` as
+    CV%, ``sigma_prop`` as %, categorical covariate effects as the ratio of the parameter against the
+    reference level (``exp`` of the log-scale shift); the other values in the units of ``unit``. Fixed
+    typical values and fixed covariate effects (allometric exponents) are listed with their value and
+    no interval.
 
     Examples
     --------
@@ -79,25 +82,40 @@ def parameter_table(fit) -> pd.DataFrame:
     ['CL', 'V', 'KA']
     """
     from .fit import parameter_units, shrinkage
+    from .model import build_model, effect_names
 
     summary = fit.summary().set_index("parameter")
     units = parameter_units(fit.spec, fit.data, list(summary.index))
     shrink = shrinkage(fit.tree, list(fit.spec.iiv.parameters))
     descriptions = describe_parameters(fit)
-    covariate_names = {}
+    built = build_model(fit.spec, fit.data)
+    effects = {}  # sample site -> (effect, level or None)
     for c in fit.spec.covariates:
-        label = {"power": f"power of {c.covariate}/{c.reference:g} on {c.parameter}",
-                 "dose": f"power of dose/{c.reference:g} on {c.parameter}",
-                 "categorical": f"shift (log scale) of {c.parameter} for {c.covariate} ="}[c.kind]
-        covariate_names[c.name] = label
+        names = effect_names(c, built.levels)
+        lv = built.levels.get(c.name, (None,)) if c.kind == "categorical" and c.threshold is None else (None,) * len(names)
+        effects.update({n: (c, level) for n, level in zip(names, lv)})
     rows = []
+
+    def effect_row(name, c, level, q, r):
+        desc = c.describe() + (f" {level}" if level is not None else "")
+        unit = ""
+        if c.kind == "categorical":  # reported as the ratio of the parameter, as papers do
+            desc, unit, q = f"{desc} (log-scale shift {q[0]:.3g})", "ratio", np.exp(q)
+        return {"section": "covariate effect", "parameter": name, "description": desc, "unit": unit,
+                "median": q[0], "q5": q[1], "q95": q[2], "shrinkage_pct": np.nan, "r_hat": r["r_hat"],
+                "ess_bulk": r["ess_bulk"]}
+
     for name, r in summary.iterrows():
         q = np.array([r["q50"], r["q5"], r["q95"]], dtype=float)
         unit, shr = units.get(name, ""), np.nan
+        if name in effects:
+            rows.append(effect_row(name, *effects[name], q, r))
+            continue
         if name.startswith("omega_"):
             target = name[len("omega_"):]
             section, desc, unit = "between-subject variability", (
-                f"IIV of {target} (log-normal; SD on the log scale {q[0]:.3g} [{q[1]:.3g}, {q[2]:.3g}])"), "CV%"
+                f"IIV of {target} (log-normal; SD on the log scale {q[0]:.3g} [{q[1]:.3g}, {q[2]:.3g}], "
+                f"variance {q[0] ** 2:.3g} [{q[1] ** 2:.3g}, {q[2] ** 2:.3g}])"), "CV%"
             q, shr = _cv_pct(q), 100 * shrink.get(target, np.nan)
         elif name.startswith("sigma_"):
             section = "residual error"
@@ -110,14 +128,20 @@ def parameter_table(fit) -> pd.DataFrame:
         elif name in descriptions:
             section, desc = "typical value", descriptions[name]
         else:
-            base = next((k for k in covariate_names if name == k or name.startswith(f"{k}_")), None)
-            section = "covariate effect"
-            desc = covariate_names.get(base, name)
-            if base is not None and name != base:  # categorical level
-                desc = f"{desc} {name[len(base) + 1:]}"
+            section, desc = "covariate effect", name
         rows.append({"section": section, "parameter": name, "description": desc, "unit": unit,
                      "median": q[0], "q5": q[1], "q95": q[2], "shrinkage_pct": shr,
                      "r_hat": r["r_hat"], "ess_bulk": r["ess_bulk"]})
+    nothing = {"r_hat": np.nan, "ess_bulk": np.nan}
+    for p in fit.spec.parameters:  # fixed values are part of the model a report states
+        if p.fixed is not None:
+            rows.append({"section": "typical value", "parameter": p.name, "description": f"{descriptions[p.name]} (fixed)",
+                         "unit": units.get(p.name, ""), "median": p.fixed, "q5": np.nan, "q95": np.nan,
+                         "shrinkage_pct": np.nan, **nothing})
+    for name, (c, level) in effects.items():
+        if c.fixed is not None:
+            row = effect_row(name, c, level, np.array([c.fixed, np.nan, np.nan]), nothing)
+            rows.append({**row, "description": row["description"] + " (fixed)"})
     order = ["typical value", "covariate effect", "between-subject variability", "residual error"]
     table = pd.DataFrame(rows)
     table["_k"] = table["section"].map(order.index)

@@ -17,7 +17,7 @@ from ..errors import DatasetError
 from ..pk import ADDL_ORDER, Doses, Sampling, expand_trains
 from ..units import check_conc_unit, check_dose_unit
 from ._check import check_records
-from ._read import normalise_columns, read_csv_frame
+from ._read import MISSING_MARKERS, normalise_columns, read_csv_frame
 
 STANDARD_OUT = ("ID", "TIME", "AMT", "RATE", "DV", "EVID", "MDV", "CMT", "II", "ADDL", "SS", "BLQ", "LLOQ")
 
@@ -50,10 +50,13 @@ class PKDataset(eqx.Module):
     dose_row : (N, D) int
         Same for dose records.
     covariates : (N, C) float
-        Baseline value of every numeric covariate (first non-missing value).
+        Baseline value of every covariate (first non-missing value); for a text column, the index of the
+        value in its levels (:meth:`covariate_values` gives the text).
     ids : tuple
         Subject IDs in file order.
     covariate_names : tuple of str
+    covariate_levels : tuple of (name, levels)
+        The text columns among the covariates and their levels (sorted, as read).
     dose_unit, conc_unit : str
     evid, mdv, dose_evid, dose_ss, obs_cmt : int arrays, kept for the round trip to a DataFrame
         (``dose_ss`` the SS column: 1 or 2 where ``doses.ss``; ``obs_cmt`` observations' CMT as read, 0
@@ -79,6 +82,7 @@ class PKDataset(eqx.Module):
     covariate_names: tuple = eqx.field(static=True)
     dose_unit: str = eqx.field(static=True, default="mg")
     conc_unit: str = eqx.field(static=True, default="mg/L")
+    covariate_levels: tuple = eqx.field(static=True, default=())
 
     @property
     def n_subjects(self) -> int:
@@ -94,11 +98,40 @@ class PKDataset(eqx.Module):
         return bool(np.asarray(self.blq & self.fit_mask).any())
 
     def covariate(self, name: str) -> Float[Array, " N"]:
-        """Baseline values of covariate ``name`` (case-insensitive), shape ``(N,)``."""
+        """Baseline values of covariate ``name`` (case-insensitive), shape ``(N,)``; a text column's
+        level indices (see :meth:`covariate_values`)."""
         for i, cov in enumerate(self.covariate_names):
             if cov.upper() == name.upper():
                 return self.covariates[:, i]
         raise DatasetError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
+
+    def levels(self, name: str) -> tuple[str, ...] | None:
+        """The levels of text covariate ``name`` (sorted), or None for a numeric one."""
+        return next((lv for n, lv in self.covariate_levels if n.upper() == name.upper()), None)
+
+    def covariate_values(self, name: str) -> np.ndarray:
+        """Baseline values of covariate ``name`` as read, ``(N,)``: floats (NaN where missing), or for a
+        text column an object array of strings (None where missing).
+
+        >>> import pandas as pd, poppk
+        >>> frame = pd.DataFrame({"ID": [1, 1, 2, 2], "TIME": [0, 1, 0, 1], "AMT": [100, 0, 100, 0],
+        ...                       "DV": [".", 2.0, ".", 3.0], "EVID": [1, 0, 1, 0], "SEX": ["F", "F", "M", "M"]})
+        >>> data = poppk.data.from_frame(frame)
+        >>> data.covariate_values("SEX").tolist(), data.levels("SEX")
+        (['F', 'M'], ('F', 'M'))
+        """
+        values = np.asarray(self.covariate(name), dtype=float)
+        levels = self.levels(name)
+        if levels is None:
+            return values
+        return np.asarray([None if np.isnan(v) else levels[int(v)] for v in values], dtype=object)
+
+    def covariate_frame(self) -> pd.DataFrame:
+        """One row per subject (``ID`` then each covariate's baseline value as read, text as text)."""
+        out = pd.DataFrame({"ID": list(self.ids)})
+        for name in self.covariate_names:
+            out[name] = self.covariate_values(name)
+        return out
 
     def expanded_doses(self) -> Doses:
         """One entry per administered dose (ADDL expanded), for the ODE kernels."""
@@ -128,7 +161,7 @@ class PKDataset(eqx.Module):
         Standard columns are written as read; each covariate column holds the subject's baseline value.
         """
         parts = []
-        cov = np.asarray(self.covariates)
+        cov = self.covariate_frame()
         d = {k: np.asarray(getattr(self.doses, k)) for k in ("time", "amt", "rate", "cmt", "ii", "addl", "mask")}
         for i, sid in enumerate(self.ids):
             m = np.asarray(self.present[i])
@@ -147,8 +180,8 @@ class PKDataset(eqx.Module):
                 "BLQ": 0, "LLOQ": np.nan, "_row": np.asarray(self.dose_row[i])[dm],
             })
             both = pd.concat([obs, dose], ignore_index=True)
-            for j, name in enumerate(self.covariate_names):
-                both[name] = cov[i, j]
+            for name in self.covariate_names:
+                both[name] = cov[name].iloc[i]
             parts.append(both)
         frame = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
         return frame.drop(columns="_row").reset_index(drop=True)
@@ -258,9 +291,15 @@ def from_frame(
     check_conc_unit(conc_unit)
     frame = normalise_columns(frame.reset_index(drop=True), source)
     records, notes = check_records(frame, lloq=lloq, source=source)
-    covariate_names = [
-        c for c in records.columns if c not in STANDARD_OUT and records[c].dtype.kind in "fiub"
-    ]
+    covariate_names = [c for c in records.columns if c not in STANDARD_OUT]
+    levels = []
+    for name in covariate_names:
+        if records[name].dtype.kind not in "fiub":  # text: categories, coded by their sorted levels
+            text = records[name].astype(str).str.strip()
+            text = text.where(~text.str.upper().isin(MISSING_MARKERS))
+            found = tuple(sorted(text.dropna().unique()))
+            levels.append((name, found))
+            records[name] = text.map({lv: float(k) for k, lv in enumerate(found)}).astype(float)
     for name in covariate_names:
         varies = records.groupby("ID", sort=False)[name].nunique(dropna=True)
         if (varies > 1).any():
@@ -281,6 +320,7 @@ def from_frame(
         dose_row=j(dose["row"]), dose_evid=j(dose["evid"]), dose_ss=j(dose["ss_mode"]), obs_cmt=j(obs["cmt"]),
         covariates=j(cov),
         ids=tuple(ids), covariate_names=tuple(covariate_names), dose_unit=dose_unit, conc_unit=conc_unit,
+        covariate_levels=tuple(levels),
     )
 
 

@@ -75,15 +75,16 @@ def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int
 
 
 def eta_table(fit) -> pd.DataFrame:
-    """Posterior mean random effect (log scale) per subject and IIV parameter, beside the covariates."""
+    """Posterior mean random effect (log scale) per subject and IIV parameter, beside the covariates
+    (baseline values as read: text covariates as text)."""
     post = fit.tree["posterior"]
     out = pd.DataFrame({"ID": [str(i) for i in fit.data.ids]})
     if "eta" in post.data_vars:
         eta = post["eta"].mean(("chain", "draw")).values  # (subject, iiv_param)
         for k, p in enumerate(fit.spec.iiv.parameters):
             out[f"eta_{p}"] = eta[:, k]
-    for k, name in enumerate(fit.data.covariate_names):
-        out[name] = np.asarray(fit.data.covariates)[:, k]
+    for name in fit.data.covariate_names:
+        out[name] = fit.data.covariate_values(name)  # text covariates as text
     return out
 
 

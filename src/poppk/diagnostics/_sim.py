@@ -87,8 +87,8 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
         "LLOQ": np.asarray(data.lloq)[sub, col], "PRED": pred[sub, col], "IPRED": ipred[sub, col],
     })
     records["PERIOD"] = np.where(records["DOSE_N"] <= 1, "first dose", "repeated dosing")
-    for k, name in enumerate(data.covariate_names):
-        records[name] = np.asarray(data.covariates)[sub, k]
+    for name in data.covariate_names:
+        records[name] = data.covariate_values(name)[sub]
     sims = np.asarray(new["DV"])[:, sub, col]
     return DesignSimulation(records, sims, data.conc_unit)
 

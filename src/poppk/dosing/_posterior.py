@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import DatasetError, DosingError
+from ..errors import DosingError
 from ..model import build_model, iiv_cholesky, individual_parameters, observation
 from ..pk import predict_subjects
 
@@ -123,18 +123,10 @@ def patient_arrays(fit, patient):
                          f"({fit.data.dose_unit}, {fit.data.conc_unit})")
     if not np.asarray(patient.doses.mask).any():
         raise DosingError("the patient file has no dose records; observations cannot be interpreted without them")
-    covs = {}
-    for c in fit.spec.covariates:
-        if c.kind == "dose":
-            amt = np.asarray(patient.doses.amt)[0][np.asarray(patient.doses.mask)[0]]
-            covs[c.name] = jnp.asarray([amt[0]])
-        else:
-            try:
-                covs[c.name] = jnp.asarray(np.asarray(patient.covariate(c.covariate), float))
-            except DatasetError:
-                raise DosingError(f"the patient file lacks covariate {c.covariate}, which the model uses") from None
-            if np.isnan(np.asarray(covs[c.name])).any():
-                raise DosingError(f"the patient's covariate {c.covariate} is missing")
+    first = np.asarray(patient.doses.amt)[0][np.asarray(patient.doses.mask)[0]][:1]
+    coding = build_model(fit.spec, fit.data).coding
+    covs = {k: jnp.asarray(v) for k, v in coding.encode(
+        fit.spec, patient.covariate_values, 1, first_dose=first, who=lambda idx: "the patient", error=DosingError).items()}
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     mask = np.asarray(patient.fit_mask)
     censored = np.asarray(patient.blq) & mask

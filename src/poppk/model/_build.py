@@ -9,6 +9,8 @@ likelihood is masked for padding and non-fitted records
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +21,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
 
+from ..data import DatasetWarning
 from ..errors import DatasetError, ModelSpecError
 from ..pk import DOSE_ARRAYS, Doses, accepted_parameters, check_data, predict_jit, time_after_dose
 from ..units import CONC_UNITS, DOSE_UNITS
@@ -64,32 +67,187 @@ class BuiltModel:
     centred: tuple[str, ...] = ()  # IIV parameters sampled centred (site log_ind); the others are eta_z
     censored_at: tuple[int, ...] = ()  # the censored (M3) records, flat indices into (N, O)
     priors: dict = field(default_factory=dict)  # site -> numpyro Distribution (:func:`priors`)
+    coding: CovariateCoding = field(default_factory=lambda: CovariateCoding())
 
 
-def _covariate_values(data, cov: Covariate) -> np.ndarray:
-    if cov.kind == "dose":
-        amt = np.asarray(data.doses.amt)
-        first = np.argmax(np.asarray(data.doses.mask), axis=1)
-        return amt[np.arange(amt.shape[0]), first]
-    try:
-        values = np.asarray(data.covariate(cov.covariate))
-    except DatasetError:
-        raise ModelSpecError(
-            f"covariate {cov.covariate} (effect on {cov.parameter}) is not in the data; "
-            f"the data have {', '.join(data.covariate_names) or 'no covariates'}") from None
-    missing = [data.ids[i] for i in np.flatnonzero(np.isnan(values))]
-    if missing:
-        raise ModelSpecError(f"covariate {cov.covariate} is missing for ID(s) {missing[:10]}")
-    if cov.kind == "power" and (values <= 0).any():
-        bad = [data.ids[i] for i in np.flatnonzero(values <= 0)]
-        raise ModelSpecError(f"covariate {cov.covariate} must be > 0 for a power effect; not so for ID(s) {bad[:10]}")
-    return values
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
+            "!=": np.not_equal}
+
+
+def _level_name(level) -> str:
+    return f"{level:g}" if isinstance(level, float) else re.sub(r"\W", "_", str(level))
+
+
+def _missing(raw: np.ndarray) -> np.ndarray:
+    if raw.dtype == object:
+        return np.asarray([v is None or (isinstance(v, float) and np.isnan(v)) for v in raw], bool)
+    return np.isnan(raw.astype(float))
+
+
+def _most_frequent(values: np.ndarray):
+    levels, counts = np.unique(values, return_counts=True)
+    return levels[np.argmax(counts)]  # ties: the first in sorted order
+
+
+@dataclass(frozen=True)
+class CovariateCoding:
+    """How each covariate effect reads its data column, decided once on the fitted data.
+
+    ``levels``: per categorical effect, its non-reference levels (numbers or text) in code order
+    1, 2, ...; ``references``: its reference level (code 0); ``fill``: per effect with an imputation, the
+    value a missing entry takes (the column's scale; for categorical effects the code). Simulations and
+    dose individualisation encode new subjects with the fitted data's coding (:meth:`encode`).
+    """
+
+    levels: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)
+    fill: dict = field(default_factory=dict)
+
+    def encode(self, spec: ModelSpec, column: Callable[[str], np.ndarray], n: int, *, first_dose=None,
+               who: Callable[[np.ndarray], str] | None = None, error=ModelSpecError) -> dict[str, np.ndarray]:
+        """Each effect's input ``{effect name: (n,) float}``: the covariate values (power, linear,
+        exponential), level codes (categorical: 0 the reference, ``k`` its ``k``-th other level) or the
+        first dose (``first_dose`` ``(n,)``, for a dose effect).
+
+        ``column(name)`` gives a column's raw values (floats, or text as an object array; raising
+        :class:`DatasetError` where there is no such column); ``who(indices)`` names subjects in messages.
+        Raises ``error`` naming the effect and the subjects: a missing column, a missing value without an
+        imputation, text where a number is needed, a power covariate <= 0, a level the fit never saw.
+        """
+        who = who or (lambda idx: f"subject(s) at position(s) {idx[:10].tolist()}")
+        out = {}
+        for c in spec.covariates:
+            where = f"covariate effect {c.name} ({c.kind} on {c.parameter})"
+            if c.kind == "dose":
+                if first_dose is None:
+                    raise error(f"{where}: give the first dose amount")
+                out[c.name] = np.broadcast_to(np.asarray(first_dose, float), (n,)).copy()
+                continue
+            try:
+                raw = np.asarray(column(c.covariate))
+            except (DatasetError, KeyError):
+                raise error(f"{where}: column {c.covariate} is not in the data") from None
+            gap = _missing(raw)
+            text = raw.dtype == object
+            if c.kind == "categorical" and c.threshold is None:
+                lookup = {self.references[c.name]: 0.0, **{lv: float(k) for k, lv in enumerate(self.levels[c.name], 1)}}
+                codes = np.asarray([lookup.get(_as_level(v, text), np.nan) if not m else np.nan for v, m in zip(raw, gap)])
+                unknown = ~gap & np.isnan(codes)
+                if unknown.any():
+                    seen = ", ".join(str(v) for v in lookup)
+                    raise error(f"{where}: level(s) {sorted({str(v) for v in raw[unknown]})[:5]} of {c.covariate} "
+                                f"were not in the fitted data (levels {seen}) for {who(np.flatnonzero(unknown))}")
+                values = codes
+            else:
+                if text:
+                    bad = np.flatnonzero(~gap)
+                    raise error(f"{where}: column {c.covariate} holds text ({sorted({str(v) for v in raw[bad]})[:5]}), "
+                                f"not numbers, for {who(bad)}; a text column can be categorical only")
+                values = raw.astype(float)
+                if c.threshold is not None:
+                    op, limit = c.threshold
+                    values = np.where(gap, np.nan, _COMPARE[op](values, limit).astype(float))
+            if gap.any():
+                if c.name not in self.fill:
+                    raise error(f"{where}: {c.covariate} is missing for {who(np.flatnonzero(gap))}; fill the data, "
+                                "or choose an imputation (missing = \"median\", \"mode\", \"reference\" or a number)")
+                values = np.where(gap, self.fill[c.name], values)
+            if c.kind == "power" and (values <= 0).any():
+                raise error(f"{where}: {c.covariate} must be > 0 for a power effect; not so for {who(np.flatnonzero(values <= 0))}")
+            out[c.name] = values
+        return out
+
+
+def _as_level(value, text: bool):
+    return str(value).strip() if text else float(value)
+
+
+def covariate_coding(spec: ModelSpec, data) -> CovariateCoding:
+    """The coding of ``spec``'s covariate effects on ``data`` (:class:`CovariateCoding`): each categorical
+    effect's levels and reference (the spec's, else 0 where the data have it, else the most frequent
+    level), and each imputation's value (the median or most frequent level of the subjects who have one).
+
+    Raises :class:`ModelSpecError` naming the spec key: a reference level the data lack, an imputation
+    that does not fit the covariate.
+    """
+    levels, references, fill = {}, {}, {}
+    for i, c in enumerate(spec.covariates):
+        if c.kind == "dose":
+            continue
+        key = f"{spec.source}: [covariates[{i}]]"
+        try:
+            raw = np.asarray(data.covariate_values(c.covariate))
+        except DatasetError:
+            raise ModelSpecError(f"{key} covariate {c.covariate} (effect on {c.parameter}) is not in the data; "
+                                 f"the data have {', '.join(data.covariate_names) or 'no covariates'}") from None
+        text = raw.dtype == object
+        have = raw[~_missing(raw)]
+        if c.kind == "categorical" and c.threshold is None:
+            found = sorted({_as_level(v, text) for v in have})
+            if c.reference is None:
+                ref = 0.0 if 0.0 in found else (_most_frequent(np.asarray([_as_level(v, text) for v in have]))
+                                                if found else 0.0)
+                ref = ref if text else float(ref)
+            else:
+                if text != isinstance(c.reference, str):
+                    raise ModelSpecError(f"{key}.reference: {c.covariate} holds {'text' if text else 'numbers'} "
+                                         f"(levels {', '.join(map(str, found))}); the reference {c.reference!r} is not one of them")
+                ref = c.reference
+                if ref not in found:
+                    raise ModelSpecError(f"{key}.reference: {ref!r} is not a level of {c.covariate}; "
+                                         f"the data have {', '.join(map(str, found))}")
+            references[c.name] = ref
+            levels[c.name] = tuple(lv for lv in found if lv != ref)
+        elif c.kind == "categorical":
+            levels[c.name] = (1.0,)
+            references[c.name] = 0.0
+        if c.missing == "error":
+            continue
+        if c.kind == "categorical":
+            lookup = {references[c.name]: 0.0, **{lv: float(k) for k, lv in enumerate(levels[c.name], 1)}}
+
+            def code_of(v, c=c, lookup=lookup):
+                if c.threshold is not None:
+                    return float(_COMPARE[c.threshold[0]](float(v), c.threshold[1]))
+                return lookup.get(_as_level(v, text))
+
+            if c.missing == "reference":
+                fill[c.name] = 0.0
+            elif c.missing == "mode":
+                fill[c.name] = float(_most_frequent(np.asarray([code_of(v) for v in have]))) if have.size else 0.0
+            elif code_of(c.missing) is None:
+                raise ModelSpecError(f"{key}.missing: {c.missing:g} is not a level of {c.covariate}")
+            else:
+                fill[c.name] = code_of(c.missing)
+        else:
+            if text:
+                raise ModelSpecError(f"{key}: {c.covariate} holds text; a {c.kind} effect needs numbers")
+            fill[c.name] = (float(np.median(have.astype(float))) if c.missing == "median" else
+                            float(c.reference) if c.missing == "reference" else float(c.missing))
+    return CovariateCoding(levels, references, fill)
+
+
+def _who(data) -> Callable[[np.ndarray], str]:
+    """Names subjects of ``data`` by ID and the rows of their records (1-based, as the data checks do)."""
+    rows = np.where(np.asarray(data.present), np.asarray(data.row), -1)
+    dose_rows = np.where(np.asarray(data.doses.mask), np.asarray(data.dose_row), -1)
+
+    def who(idx) -> str:
+        parts = []
+        for i in np.asarray(idx)[:10]:
+            r = np.concatenate([rows[i][rows[i] >= 0], dose_rows[i][dose_rows[i] >= 0]]) + 1
+            span = f"rows {r.min()}-{r.max()}" if r.size > 1 else f"row {r.min()}" if r.size else "no rows"
+            parts.append(f"ID {data.ids[i]} ({span})")
+        more = f" and {len(idx) - 10} more" if len(idx) > 10 else ""
+        return f"{len(idx)} subject(s): " + ", ".join(parts) + more
+    return who
 
 
 def effect_names(cov: Covariate, levels: dict[str, tuple]) -> list[str]:
-    """Sample-site names of a covariate effect (one per non-reference level if categorical)."""
-    if cov.kind == "categorical":
-        return [f"{cov.name}_{lv:g}" for lv in levels[cov.name]]
+    """Sample-site names of a covariate effect (one per non-reference level if categorical; one for a
+    threshold category)."""
+    if cov.kind == "categorical" and cov.threshold is None:
+        return [f"{cov.name}_{_level_name(lv)}" for lv in levels[cov.name]]
     return [cov.name]
 
 
@@ -97,8 +255,10 @@ def log_typical(spec: ModelSpec, levels: dict[str, tuple], values: dict, covaria
     """Log of each subject's typical parameters (before random effects), ``{name: (n,)}``.
 
     ``values`` holds the typical values and covariate effects (sample-site names; fixed ones may be
-    left out), ``covariates`` each covariate effect's values per subject (keyed by the effect's
-    name). Pure and traceable: the model and every simulation use it.
+    left out), ``covariates`` each covariate effect's input per subject (keyed by the effect's name:
+    :meth:`CovariateCoding.encode`; level codes for categorical effects). Pure and traceable: the model
+    and every simulation use it. A linear effect ``1 + theta (cov - ref)`` that is not positive gives NaN
+    (a sampler rejects such a draw).
     """
     mu = {}
     for p in spec.parameters:
@@ -107,12 +267,18 @@ def log_typical(spec: ModelSpec, levels: dict[str, tuple], values: dict, covaria
     for c in spec.covariates:
         x = jnp.asarray(covariates[c.name])
         if c.kind == "categorical":
-            for lv, name in zip(levels[c.name], effect_names(c, levels)):
+            for k, name in enumerate(effect_names(c, levels), start=1):
                 beta = values[name] if name in values else c.fixed
-                mu[c.parameter] = mu[c.parameter] + beta * (x == lv)
+                mu[c.parameter] = mu[c.parameter] + beta * (x == k)
+            continue
+        beta = values[c.name] if c.name in values else c.fixed
+        if c.kind == "linear":
+            term = jnp.log1p(beta * (x - c.reference))
+        elif c.kind == "exponential":
+            term = beta * (x - c.reference)
         else:
-            beta = values[c.name] if c.name in values else c.fixed
-            mu[c.parameter] = mu[c.parameter] + beta * jnp.log(x / c.reference)
+            term = beta * jnp.log(x / c.reference)
+        mu[c.parameter] = mu[c.parameter] + term
     return mu
 
 
@@ -316,9 +482,12 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             scale = float(np.nanmedian(lloq)) if lloq.size else 0.1 * float(np.median(positive))
         sigma_scales[s] = float(scale)
 
-    cov_values = {c.name: _covariate_values(data, c) for c in spec.covariates}
-    levels = {c.name: tuple(sorted(set(np.unique(cov_values[c.name])) - {c.reference}))
-              for c in spec.covariates if c.kind == "categorical"}
+    coding = covariate_coding(spec, data)
+    levels = coding.levels
+    amt, dmask = np.asarray(data.doses.amt), np.asarray(data.doses.mask)
+    first_dose = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
+    cov_values = coding.encode(spec, data.covariate_values, data.n_subjects, first_dose=first_dose, who=_who(data))
+    _note_imputations(spec, coding, data)
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
     prior = priors(spec, medians, sigma_scales, levels)
@@ -410,4 +579,19 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior)
+                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding)
+
+
+def _note_imputations(spec: ModelSpec, coding: CovariateCoding, data) -> None:
+    """Warn (a :class:`DatasetWarning`) for each imputation used, with its value and subjects."""
+    who = _who(data)
+    for c in spec.covariates:
+        if c.name in coding.fill:
+            raw = np.asarray(data.covariate_values(c.covariate))
+            gap = np.flatnonzero(_missing(raw))
+            if gap.size:
+                value = coding.fill[c.name]
+                shown = (("reference" if value == 0 else f"level {coding.levels[c.name][int(value) - 1]}")
+                         if c.kind == "categorical" else f"{value:g}")
+                warnings.warn(f"{c.covariate} is missing for {who(gap)}: {c.name} takes {shown} "
+                              f"(missing = {c.missing!r} in the spec)", DatasetWarning, stacklevel=3)

@@ -20,12 +20,15 @@ Format (see ``models/*.toml`` for commented examples)::
     parameterization = "auto"           # auto | centered | noncentered, or per parameter:
                                         # { CL = "centered", KA = "noncentered" }
 
-    [[covariates]]                      # kind: power | categorical | dose
-    parameter = "CL"
-    covariate = "WT"
-    kind = "power"
-    reference = 70
-    effect = { mean = 0.75, sd = 0.25 } # Normal prior, or fixed = 0.75
+    [[covariates]]                      # kind: power | linear | exponential | categorical | dose
+    parameter = "CL"                    # any parameter of the kernel
+    covariate = "WT"                    # a data column; categorical also "APGR < 5" (a threshold)
+    kind = "power"                      # (WT/70)^theta; see docs/guide/covariates.md for each kind
+    reference = 70                      # categorical: the reference level (default: 0 if present,
+                                        # else the most frequent), text levels as text ("female")
+    effect = { mean = 0.75, sd = 0.25 } # Normal prior, or fixed = 0.75 (allometry)
+    missing = "error"                   # or impute: "median", "mode", "reference" or a number
+    name = "CL_WT"                      # optional site name (default PARAMETER_COVARIATE)
 
     [error]
     model = "proportional"              # additive | proportional | combined | exponential
@@ -38,6 +41,7 @@ Format (see ``models/*.toml`` for commented examples)::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,7 +56,11 @@ ERROR_MODELS = {
     "combined": ("sigma_add", "sigma_prop"),
     "exponential": ("sigma_log",),
 }
-COVARIATE_KINDS = ("power", "categorical", "dose")
+COVARIATE_KINDS = ("power", "linear", "exponential", "categorical", "dose")
+#: Comparison operators of a threshold category (``covariate = "APGR < 5"``) and their words in names.
+THRESHOLD_OPS = {"<=": "le", ">=": "ge", "==": "eq", "!=": "ne", "<": "lt", ">": "gt"}
+#: How a missing covariate value may be filled, besides a number (``missing = ...``).
+IMPUTATIONS = ("error", "median", "mode", "reference")
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -74,24 +82,56 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Covariate:
-    """A covariate effect on a typical value (log scale).
+    """A covariate effect on a typical value, multiplying it by (log scale in brackets)
 
-    power: ``theta * log(cov / reference)``; categorical: ``theta_level`` for
-    each level other than ``reference``; dose: power on the subject's first
-    dose amount.
+    - power: ``(cov / reference)^theta`` [``theta log(cov / reference)``], allometry with ``fixed``;
+    - linear: ``1 + theta (cov - reference)`` [its log; must stay positive];
+    - exponential: ``exp(theta (cov - reference))`` [``theta (cov - reference)``];
+    - categorical: ``exp(theta_level)`` for each level other than ``reference`` (numbers or text), or
+      for a threshold category (``threshold``, e.g. ``("<", 5)``: ``cov < 5``) ``exp(theta)`` where it holds;
+    - dose: power on the subject's first dose amount.
+
+    ``missing``: ``"error"`` (a missing value stops the fit, naming its rows), or the value a subject
+    without one takes: ``"median"`` / ``"mode"`` of the fitted subjects, ``"reference"``, or a number.
     """
 
     parameter: str
     covariate: str
     kind: str
-    reference: float
+    reference: float | str | None
     mean: float = 0.0
     sd: float = 1.0
     fixed: float | None = None
+    threshold: tuple[str, float] | None = None
+    missing: str | float = "error"
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.parameter}_{'DOSE' if self.kind == 'dose' else self.covariate}"
+        if self.label is not None:
+            return self.label
+        if self.kind == "dose":
+            return f"{self.parameter}_DOSE"
+        if self.threshold is not None:
+            op, value = self.threshold
+            return f"{self.parameter}_{self.covariate}_{THRESHOLD_OPS[op]}{value:g}".replace(".", "p").replace("-", "m")
+        return f"{self.parameter}_{self.covariate}"
+
+    @property
+    def column(self) -> str | None:
+        """The data column the effect reads (None for a dose effect)."""
+        return None if self.kind == "dose" else self.covariate
+
+    def describe(self) -> str:
+        """The effect in words, for tables: ``(WT/70)^theta on CL``."""
+        ref = self.reference if isinstance(self.reference, str) else f"{self.reference:g}" if self.reference is not None else "?"
+        if self.threshold is not None:
+            return f"ratio of {self.parameter} where {self.covariate} {self.threshold[0]} {self.threshold[1]:g}"
+        return {"power": f"power of {self.covariate}/{ref} on {self.parameter}",
+                "dose": f"power of dose/{ref} on {self.parameter}",
+                "linear": f"linear effect of ({self.covariate} - {ref}) on {self.parameter} (per unit)",
+                "exponential": f"exponential effect of ({self.covariate} - {ref}) on {self.parameter} (log scale per unit)",
+                "categorical": f"ratio of {self.parameter} against {self.covariate} = {ref} for {self.covariate} ="}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -210,6 +250,75 @@ def _check_unit(source, key, unit):
     return unit
 
 
+_THRESHOLD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_COVARIATE_KEYS = {"parameter", "covariate", "kind", "reference", "effect", "fixed", "missing", "name"}
+
+
+def _covariate(source, key, c, names, kernel, known) -> Covariate:
+    """One ``[[covariates]]`` entry -> :class:`Covariate`, or the error naming its key."""
+    if not isinstance(c, dict):
+        raise _err(source, key, "must be a table ([[covariates]] with parameter, covariate, kind, ...)")
+    extra = set(c) - _COVARIATE_KEYS
+    if extra:
+        raise _err(source, key, f"unknown key(s) {', '.join(sorted(extra))}; keys are {', '.join(sorted(_COVARIATE_KEYS))}")
+    for req in ("parameter", "kind"):
+        if req not in c:
+            raise _err(source, key, f"missing '{req}'")
+    param = c["parameter"]
+    if param not in names:
+        if param in known:
+            raise _err(source, key + ".parameter", f"{param} is a parameter of {kernel} but not of this spec; "
+                                                    "add it to [parameters] (a prior or a fixed value)")
+        raise _err(source, key + ".parameter", f"{kernel} has no parameter {param}; it takes {', '.join(sorted(known))}")
+    kind = c["kind"]
+    if kind not in COVARIATE_KINDS:
+        raise _err(source, key + ".kind", f"must be one of {', '.join(COVARIATE_KINDS)}, got {kind!r}")
+    if kind != "dose" and not isinstance(c.get("covariate"), str):
+        raise _err(source, key, "missing 'covariate' (a column of the data, as a string)")
+    column, threshold = c.get("covariate", "DOSE"), None
+    if kind != "dose" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column.strip()):
+        m = _THRESHOLD.match(column)
+        if m is None or kind != "categorical":
+            raise _err(source, key + ".covariate", f"{column!r} is neither a column name nor, for kind = 'categorical', "
+                                                   "a threshold like 'APGR < 5' (operators <, <=, >, >=, ==, !=)")
+        column, threshold = m.group(1), (m.group(2), float(m.group(3)))
+    column = column.strip()
+    effect = c.get("effect", {"mean": 0.0, "sd": 1.0})
+    fixed = c.get("fixed")
+    if fixed is None and (not isinstance(effect, dict) or not ({"mean", "sd"} <= set(effect))):
+        raise _err(source, key + ".effect", "give { mean = ..., sd = ... } or fixed = ...")
+    ref = c.get("reference")
+    if kind == "categorical":
+        if threshold is not None and ref is not None:
+            raise _err(source, key + ".reference", "a threshold category's reference is where the condition is false")
+        if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (int, float, str))):
+            raise _err(source, key + ".reference", f"must be a level of {column} (a number or text), got {ref!r}")
+        ref = float(ref) if isinstance(ref, (int, float)) else ref
+    elif ref is None:
+        raise _err(source, key, "missing 'reference' (the covariate value of the typical subject)")
+    elif kind in ("power", "dose"):
+        ref = _positive(source, key + ".reference", ref)
+    else:
+        ref = _number(source, key + ".reference", ref)
+    missing = c.get("missing", "error")
+    if not (missing in IMPUTATIONS or (isinstance(missing, (int, float)) and not isinstance(missing, bool))):
+        raise _err(source, key + ".missing", f"must be one of {', '.join(IMPUTATIONS)} or a number, got {missing!r}")
+    if kind == "dose" and missing != "error":
+        raise _err(source, key + ".missing", "every subject has a first dose; missing applies to data columns")
+    if missing == "median" and kind == "categorical":
+        raise _err(source, key + ".missing", "a category has no median; use 'mode', 'reference' or a level")
+    if missing == "mode" and kind != "categorical":
+        raise _err(source, key + ".missing", "'mode' is for categorical covariates; use 'median' or a number")
+    label = c.get("name")
+    if label is not None and not (isinstance(label, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label)):
+        raise _err(source, key + ".name", f"must be a name of letters, digits and _, got {label!r}")
+    return Covariate(param, column, kind, ref,
+                     _number(source, key + ".effect.mean", effect.get("mean", 0.0)) if isinstance(effect, dict) else 0.0,
+                     _positive(source, key + ".effect.sd", effect.get("sd", 1.0)) if isinstance(effect, dict) else 1.0,
+                     None if fixed is None else _number(source, key + ".fixed", fixed),
+                     threshold, float(missing) if isinstance(missing, (int, float)) else missing, label)
+
+
 def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None = None) -> ModelSpec:
     """Parse TOML text into a :class:`ModelSpec`, raising :class:`ModelSpecError` with the key at fault.
 
@@ -304,32 +413,14 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
         raise _err(source, "iiv.parameterization", f"must be auto, centered or noncentered (or a table), got {par!r}")
     iiv = IIV(iiv_params, omega, structure, _positive(source, "iiv.lkj_eta", iiv_raw.get("lkj_eta", 2.0)), par)
 
-    covs = []
-    for i, c in enumerate(raw.get("covariates", [])):
-        key = f"covariates[{i}]"
-        for req in ("parameter", "kind"):
-            if req not in c:
-                raise _err(source, key, f"missing '{req}'")
-        if c["parameter"] not in names:
-            raise _err(source, key + ".parameter", f"{c['parameter']} is not a parameter of this model")
-        kind = c["kind"]
-        if kind not in COVARIATE_KINDS:
-            raise _err(source, key + ".kind", f"must be one of {', '.join(COVARIATE_KINDS)}, got {kind!r}")
-        if kind != "dose" and "covariate" not in c:
-            raise _err(source, key, "missing 'covariate' (a column of the data)")
-        effect = c.get("effect", {"mean": 0.0, "sd": 1.0})
-        fixed = c.get("fixed")
-        if fixed is None and not ({"mean", "sd"} <= set(effect)):
-            raise _err(source, key + ".effect", "give { mean = ..., sd = ... } or fixed = ...")
-        ref_default = 0.0 if kind == "categorical" else None
-        ref = c.get("reference", ref_default)
-        if ref is None:
-            raise _err(source, key, "missing 'reference' (the covariate value of the typical subject)")
-        if kind != "categorical":
-            _positive(source, key + ".reference", ref)
-        covs.append(Covariate(c["parameter"], c.get("covariate", "DOSE"), kind, float(ref),
-                              float(effect.get("mean", 0.0)), _positive(source, key + ".effect.sd", effect.get("sd", 1.0)),
-                              None if fixed is None else _number(source, key + ".fixed", fixed)))
+    covs = [_covariate(source, f"covariates[{i}]", c, names, kernel, known)
+            for i, c in enumerate(raw.get("covariates", []))]
+    seen = {}
+    for i, c in enumerate(covs):
+        if c.name in seen:
+            raise _err(source, f"covariates[{i}]", f"repeats effect {c.name} (covariates[{seen[c.name]}]); "
+                                                   "give one of them a different name = ...")
+        seen[c.name] = i
 
     err_raw = raw.get("error", {})
     emodel = err_raw.get("model", "proportional")

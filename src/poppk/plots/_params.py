@@ -63,19 +63,43 @@ def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, c
     return figs
 
 
+#: A numeric covariate with at most this many whole-number values is drawn as categories (box plots).
+CATEGORY_LEVELS = 5
+
+
 def plot_eta_covariate(etas: pd.DataFrame, parameter: str, covariate: str, *, ax=None):
-    """Posterior mean random effect of ``parameter`` per subject against a covariate, with a
-    least-squares line (a trend suggests a missing covariate effect)."""
+    """Posterior mean random effect of ``parameter`` per subject against a covariate: for a continuous
+    one a scatter with a least-squares line (a trend suggests a missing covariate effect); for a
+    categorical one (text, or at most ``CATEGORY_LEVELS`` whole numbers) a box plot per level with the
+    subjects over it and each level's count."""
     ax = _ax(ax)
-    x, y = etas[covariate].to_numpy(float), etas[f"eta_{parameter}"].to_numpy(float)
-    ax.scatter(x, y, **OBS)
+    raw, y = etas[covariate], etas[f"eta_{parameter}"].to_numpy(float)
+    numeric = pd.to_numeric(raw, errors="coerce") if raw.dtype == object else raw.astype(float)
+    x = numeric.to_numpy(float)
+    have = np.isfinite(x)
+    categorical = raw.dtype == object or (have.any() and np.all(x[have] == np.round(x[have]))
+                                          and np.unique(x[have]).size <= CATEGORY_LEVELS)
+    if categorical:
+        labels = raw.where(raw.notna()).map(lambda v: f"{v:g}" if isinstance(v, (int, float)) else str(v))
+        def order(v):  # numbers by value, then text alphabetically
+            num = pd.to_numeric(v, errors="coerce")
+            return (0, float(num), "") if np.isfinite(num) else (1, 0.0, v)
+
+        levels = sorted(labels.dropna().unique(), key=order)
+        groups = [y[(labels == lv).to_numpy() & np.isfinite(y)] for lv in levels]
+        ax.boxplot(groups, positions=range(len(levels)), widths=0.5, showfliers=False)
+        for k, g in enumerate(groups):
+            ax.scatter(np.full(g.size, k) + np.linspace(-0.12, 0.12, max(g.size, 1))[:g.size], g, **OBS)
+        ax.set_xticks(range(len(levels)), [f"{lv}\n(n={g.size})" for lv, g in zip(levels, groups)], fontsize=7)
+    else:
+        ax.scatter(x, y, **OBS)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() > 2 and np.ptp(x[ok]) > 0:
+            slope, icpt = np.polyfit(x[ok], y[ok], 1)
+            xs = np.linspace(x[ok].min(), x[ok].max(), 20)
+            ax.plot(xs, icpt + slope * xs, color="tab:red", lw=1, label="least squares")
+            ax.legend(fontsize=7)
     ax.axhline(0, color="0.5", lw=1)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() > 2 and np.ptp(x[ok]) > 0:
-        slope, icpt = np.polyfit(x[ok], y[ok], 1)
-        xs = np.linspace(x[ok].min(), x[ok].max(), 20)
-        ax.plot(xs, icpt + slope * xs, color="tab:red", lw=1, label="least squares")
-        ax.legend(fontsize=7)
     ax.set_xlabel(covariate)
     ax.set_ylabel(f"eta {parameter} (log scale)")
     return ax

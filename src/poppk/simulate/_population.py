@@ -59,17 +59,15 @@ class VirtualPopulation:
         """
         fit = self.fit
         spec = fit.spec
-        covs = {}
-        for c in spec.covariates:
-            if c.kind == "dose":
-                if first_dose is None:
-                    raise SimulationError(f"the model has a dose covariate ({c.name}): give the regimen")
-                scale = DOSE_UNITS[dose_unit or fit.data.dose_unit] / DOSE_UNITS[fit.data.dose_unit]
-                covs[c.name] = np.full(self.n, first_dose * scale)
-            else:
-                covs[c.name] = self.covariates[c.covariate].to_numpy(float)
-        levels = build_model(spec, fit.data).levels if any(c.kind == "categorical" for c in spec.covariates) else {}
-        ind = individual_parameters(spec, levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
+        dose = None
+        if first_dose is not None:
+            dose = first_dose * DOSE_UNITS[dose_unit or fit.data.dose_unit] / DOSE_UNITS[fit.data.dose_unit]
+        elif any(c.kind == "dose" for c in spec.covariates):
+            raise SimulationError(f"the model has a dose covariate ({next(c.name for c in spec.covariates if c.kind == 'dose')}): give the regimen")
+        built = build_model(spec, fit.data)
+        covs = built.coding.encode(spec, lambda name: self.covariates[name].to_numpy(), self.n, first_dose=dose,
+                                   who=lambda idx: f"virtual patient(s) {idx[:10].tolist()}", error=SimulationError)
+        ind = individual_parameters(spec, built.levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
         return {k: np.asarray(v) for k, v in ind.items()}
 
 
@@ -116,8 +114,12 @@ def virtual_population(fit, n: int = 1000, *, seed: int | list[int] = 0, n_repli
         raise SimulationError(f"covariate(s) {', '.join(missing)} needed by the model are not in the covariate table")
     cols = [c for c in source.columns if c in set(fit.data.covariate_names) | set(needed)]
     table = source[cols].reset_index(drop=True)
-    if needed and table[needed].isna().any().any():
-        raise SimulationError(f"the covariate table has missing values in {needed}")
+    imputed = build_model(fit.spec, fit.data).coding.fill if needed else {}
+    gaps = [c.covariate for c in fit.spec.covariates if c.kind != "dose" and c.name not in imputed
+            and table[c.covariate].isna().any()]
+    if gaps:
+        raise SimulationError(f"the covariate table has missing values in {sorted(set(gaps))}, which the model "
+                              "does not impute (missing = ... in its spec)")
     rows = rng.integers(0, len(table), size=n) if len(table) else np.zeros(n, int)
     cov = table.iloc[rows].reset_index(drop=True) if len(table) else pd.DataFrame(index=range(n))
     z = rng.standard_normal((n, len(fit.spec.iiv.parameters)))

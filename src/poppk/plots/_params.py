@@ -80,7 +80,7 @@ def plot_eta_covariate(etas: pd.DataFrame, parameter: str, covariate: str, *, ax
     categorical = raw.dtype == object or (have.any() and np.all(x[have] == np.round(x[have]))
                                           and np.unique(x[have]).size <= CATEGORY_LEVELS)
     if categorical:
-        labels = raw.where(raw.notna()).map(lambda v: f"{v:g}" if isinstance(v, (int, float)) else str(v))
+        labels = raw.map(lambda v: None if pd.isna(v) else f"{v:g}" if isinstance(v, (int, float)) else str(v))
         def order(v):  # numbers by value, then text alphabetically
             num = pd.to_numeric(v, errors="coerce")
             return (0, float(num), "") if np.isfinite(num) else (1, 0.0, v)

@@ -211,6 +211,7 @@ fixed = 0.75
     table = poppk.export.parameter_table(again)
     row = table.set_index("parameter").loc["V_SEX_male"]
     draws = np.asarray(again.draws("V_SEX_male")).ravel()
+    assert row["description"].startswith("ratio of V against SEX = female for SEX = male")
     assert row["unit"] == "ratio" and np.isclose(row["median"], np.exp(np.quantile(draws, 0.5)), rtol=1e-6)
     fixed = table.set_index("parameter").loc["CL_WT"]
     assert fixed["median"] == 0.75 and "(fixed)" in fixed["description"]

@@ -97,7 +97,7 @@ def parameter_table(fit) -> pd.DataFrame:
     rows = []
 
     def effect_row(name, c, level, q, r):
-        desc = c.describe() + (f" {level}" if level is not None else "")
+        desc = c.describe(built.coding.references.get(c.name)) + (f" {level}" if level is not None else "")
         unit = ""
         if c.kind == "categorical":  # reported as the ratio of the parameter, as papers do
             desc, unit, q = f"{desc} (log-scale shift {q[0]:.3g})", "ratio", np.exp(q)

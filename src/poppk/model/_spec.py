@@ -122,9 +122,11 @@ class Covariate:
         """The data column the effect reads (None for a dose effect)."""
         return None if self.kind == "dose" else self.covariate
 
-    def describe(self) -> str:
-        """The effect in words, for tables: ``(WT/70)^theta on CL``."""
-        ref = self.reference if isinstance(self.reference, str) else f"{self.reference:g}" if self.reference is not None else "?"
+    def describe(self, reference=None) -> str:
+        """The effect in words, for tables (``power of WT/70 on CL``); ``reference`` the categorical
+        reference level the data gave where the spec leaves it to the default."""
+        ref = self.reference if self.reference is not None else reference
+        ref = ref if isinstance(ref, str) else f"{ref:g}" if ref is not None else "the reference"
         if self.threshold is not None:
             return f"ratio of {self.parameter} where {self.covariate} {self.threshold[0]} {self.threshold[1]:g}"
         return {"power": f"power of {self.covariate}/{ref} on {self.parameter}",

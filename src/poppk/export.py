@@ -82,22 +82,22 @@ def parameter_table(fit) -> pd.DataFrame:
     ['CL', 'V', 'KA']
     """
     from .fit import parameter_units, shrinkage
-    from .model import build_model, effect_names
+    from .model import covariate_coding, effect_names
 
     summary = fit.summary().set_index("parameter")
     units = parameter_units(fit.spec, fit.data, list(summary.index))
     shrink = shrinkage(fit.tree, list(fit.spec.iiv.parameters))
     descriptions = describe_parameters(fit)
-    built = build_model(fit.spec, fit.data)
+    coding = covariate_coding(fit.spec, fit.data)
     effects = {}  # sample site -> (effect, level or None)
     for c in fit.spec.covariates:
-        names = effect_names(c, built.levels)
-        lv = built.levels.get(c.name, (None,)) if c.kind == "categorical" and c.threshold is None else (None,) * len(names)
+        names = effect_names(c, coding.levels)
+        lv = coding.levels.get(c.name, (None,)) if c.kind == "categorical" and c.threshold is None else (None,) * len(names)
         effects.update({n: (c, level) for n, level in zip(names, lv)})
     rows = []
 
     def effect_row(name, c, level, q, r):
-        desc = c.describe(built.coding.references.get(c.name)) + (f" {level}" if level is not None else "")
+        desc = c.describe(coding.references.get(c.name)) + (f" {level}" if level is not None else "")
         unit = ""
         if c.kind == "categorical":  # reported as the ratio of the parameter, as papers do
             desc, unit, q = f"{desc} (log-scale shift {q[0]:.3g})", "ratio", np.exp(q)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DosingError
-from ..model import build_model, iiv_cholesky, individual_parameters, observation
+from ..model import covariate_coding, iiv_cholesky, individual_parameters, observation
 from ..pk import predict_subjects
 
 NEWTON_STEPS = 30
@@ -57,7 +57,7 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
     kernel = spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     iiv = list(spec.iiv.parameters)
     k = len(iiv)
-    levels = build_model(spec, fit.data).levels if any(c.kind == "categorical" for c in spec.covariates) else {}
+    levels = covariate_coding(spec, fit.data).levels
     kinds = spec.error.model
     params_out = list(fit.info["kernel_params"])
 
@@ -124,7 +124,7 @@ def patient_arrays(fit, patient):
     if not np.asarray(patient.doses.mask).any():
         raise DosingError("the patient file has no dose records; observations cannot be interpreted without them")
     first = np.asarray(patient.doses.amt)[0][np.asarray(patient.doses.mask)[0]][:1]
-    coding = build_model(fit.spec, fit.data).coding
+    coding = covariate_coding(fit.spec, fit.data)
     covs = {k: jnp.asarray(v) for k, v in coding.encode(
         fit.spec, patient.covariate_values, 1, first_dose=first, who=lambda idx: "the patient", error=DosingError).items()}
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)

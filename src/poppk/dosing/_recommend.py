@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DosingError
-from ..model import build_model
+from ..model import covariate_coding
 from ..pk import Sampling, concentrations
 from ..simulate import Regimen, Segment, Target, exposure_metrics, residual_draws, virtual_population
 from ..tox import floor_exposure
@@ -201,7 +201,7 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
 
     solver = make_patient_solver(fit, per_draw=per_draw, method=method)
     popdraws = {k: np.asarray(v) for k, v in population_sample(fit, n_pop, seed, method).items()}
-    covs = {k: v[:, None] for k, v in build_model(fit.spec, fit.data).coding.encode(
+    covs = {k: v[:, None] for k, v in covariate_coding(fit.spec, fit.data).encode(
         fit.spec, lambda name: pop.covariates[name].to_numpy(), n, first_dose=float(start_dose),
         who=lambda idx: f"virtual patient(s) {idx[:10].tolist()}", error=DosingError).items()}
     batched = jax.jit(jax.vmap(solver, in_axes=(0, None, None, None, 0, None, 0, None, 0)))

@@ -84,6 +84,11 @@ def _missing(raw: np.ndarray) -> np.ndarray:
     return np.isnan(raw.astype(float))
 
 
+def _level_codes(reference, levels) -> dict:
+    """Level -> code of a categorical effect: 0 the reference, ``k`` the ``k``-th other level."""
+    return {reference: 0.0, **{lv: float(k) for k, lv in enumerate(levels, 1)}}
+
+
 def _most_frequent(values: np.ndarray):
     levels, counts = np.unique(values, return_counts=True)
     return levels[np.argmax(counts)]  # ties: the first in sorted order
@@ -130,7 +135,7 @@ class CovariateCoding:
             gap = _missing(raw)
             text = raw.dtype == object
             if c.kind == "categorical" and c.threshold is None:
-                lookup = {self.references[c.name]: 0.0, **{lv: float(k) for k, lv in enumerate(self.levels[c.name], 1)}}
+                lookup = _level_codes(self.references[c.name], self.levels[c.name])
                 codes = np.asarray([lookup.get(_as_level(v, text), np.nan) if not m else np.nan for v, m in zip(raw, gap)])
                 unknown = ~gap & np.isnan(codes)
                 if unknown.any():
@@ -204,7 +209,7 @@ def covariate_coding(spec: ModelSpec, data) -> CovariateCoding:
         if c.missing == "error":
             continue
         if c.kind == "categorical":
-            lookup = {references[c.name]: 0.0, **{lv: float(k) for k, lv in enumerate(levels[c.name], 1)}}
+            lookup = _level_codes(references[c.name], levels[c.name])
 
             def code_of(v, c=c, lookup=lookup):
                 if c.threshold is not None:
@@ -486,8 +491,9 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     levels = coding.levels
     amt, dmask = np.asarray(data.doses.amt), np.asarray(data.doses.mask)
     first_dose = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
-    cov_values = coding.encode(spec, data.covariate_values, data.n_subjects, first_dose=first_dose, who=_who(data))
-    _note_imputations(spec, coding, data)
+    who = _who(data)
+    cov_values = coding.encode(spec, data.covariate_values, data.n_subjects, first_dose=first_dose, who=who)
+    _note_imputations(spec, coding, data, who)
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
     prior = priors(spec, medians, sigma_scales, levels)
@@ -582,9 +588,8 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
                       prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding)
 
 
-def _note_imputations(spec: ModelSpec, coding: CovariateCoding, data) -> None:
-    """Warn (a :class:`DatasetWarning`) for each imputation used, with its value and subjects."""
-    who = _who(data)
+def _note_imputations(spec: ModelSpec, coding: CovariateCoding, data, who) -> None:
+    """Warn (a :class:`DatasetWarning`) for each imputation used, with its value and subjects (``who``)."""
     for c in spec.covariates:
         if c.name in coding.fill:
             raw = np.asarray(data.covariate_values(c.covariate))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SimulationError
-from ..model import build_model, iiv_cholesky, individual_parameters, observation
+from ..model import covariate_coding, iiv_cholesky, individual_parameters, observation
 from ..units import DOSE_UNITS
 
 
@@ -64,10 +64,10 @@ class VirtualPopulation:
             dose = first_dose * DOSE_UNITS[dose_unit or fit.data.dose_unit] / DOSE_UNITS[fit.data.dose_unit]
         elif any(c.kind == "dose" for c in spec.covariates):
             raise SimulationError(f"the model has a dose covariate ({next(c.name for c in spec.covariates if c.kind == 'dose')}): give the regimen")
-        built = build_model(spec, fit.data)
-        covs = built.coding.encode(spec, lambda name: self.covariates[name].to_numpy(), self.n, first_dose=dose,
+        coding = covariate_coding(spec, fit.data)
+        covs = coding.encode(spec, lambda name: self.covariates[name].to_numpy(), self.n, first_dose=dose,
                                    who=lambda idx: f"virtual patient(s) {idx[:10].tolist()}", error=SimulationError)
-        ind = individual_parameters(spec, built.levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
+        ind = individual_parameters(spec, coding.levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
         return {k: np.asarray(v) for k, v in ind.items()}
 
 
@@ -114,7 +114,7 @@ def virtual_population(fit, n: int = 1000, *, seed: int | list[int] = 0, n_repli
         raise SimulationError(f"covariate(s) {', '.join(missing)} needed by the model are not in the covariate table")
     cols = [c for c in source.columns if c in set(fit.data.covariate_names) | set(needed)]
     table = source[cols].reset_index(drop=True)
-    imputed = build_model(fit.spec, fit.data).coding.fill if needed else {}
+    imputed = covariate_coding(fit.spec, fit.data).fill if needed else {}
     gaps = [c.covariate for c in fit.spec.covariates if c.kind != "dose" and c.name not in imputed
             and table[c.covariate].isna().any()]
     if gaps:

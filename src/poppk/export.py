@@ -71,7 +71,9 @@ def parameter_table(fit) -> pd.DataFrame:
     CV%, ``sigma_prop`` as %, categorical covariate effects as the ratio of the parameter against the
     reference level (``exp`` of the log-scale shift); the other values in the units of ``unit``. Fixed
     typical values and fixed covariate effects (allometric exponents) are listed with their value and
-    no interval.
+    no interval. A Laplace fit (``method="laplace"``) gives ``estimate`` (the mode) in place of
+    ``median``, its normal-approximation 90% interval, and ``rse_pct`` (of the parameter as estimated:
+    the omega, not the CV%) in place of ``r_hat`` and ``ess_bulk``.
 
     Examples
     --------
@@ -84,7 +86,13 @@ def parameter_table(fit) -> pd.DataFrame:
     from .fit import parameter_units, shrinkage
     from .model import covariate_coding, effect_names
 
-    summary = fit.summary().set_index("parameter")
+    laplace = fit.info.get("method") == "laplace"
+    if laplace:  # the mode and its normal approximation, not the draws' quantiles
+        est = fit.estimates().set_index("parameter")
+        summary = pd.DataFrame({"q50": est["estimate"], "q5": est["q5"], "q95": est["q95"], "r_hat": np.nan,
+                                "ess_bulk": np.nan}, index=est.index)
+    else:
+        summary = fit.summary().set_index("parameter")
     units = parameter_units(fit.spec, fit.data, list(summary.index))
     shrink = shrinkage(fit.tree, list(fit.spec.iiv.parameters))
     descriptions = describe_parameters(fit)
@@ -145,7 +153,11 @@ def parameter_table(fit) -> pd.DataFrame:
     order = ["typical value", "covariate effect", "between-subject variability", "residual error"]
     table = pd.DataFrame(rows)
     table["_k"] = table["section"].map(order.index)
-    return table.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+    table = table.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+    if laplace:
+        table = table.rename(columns={"median": "estimate"}).drop(columns=["r_hat", "ess_bulk"])
+        table["rse_pct"] = table["parameter"].map(est["rse_pct"])
+    return table
 
 
 def report_tables(folder: str | Path) -> dict[str, pd.DataFrame]:

@@ -161,7 +161,10 @@ def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str
     diag = res["diagnostics"]
     summary = fit.summary()
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in diag.get("warnings", []))
-    status = ('<p class="ok">Converged: r_hat, bulk ESS and divergences within limits.</p>' if diag.get("converged")
+    laplace = diag.get("method") == "laplace"
+    ok = ("Converged: stationary point found, covariance step positive definite." if laplace
+          else "Converged: r_hat, bulk ESS and divergences within limits.")
+    status = (f'<p class="ok">{ok}</p>' if diag.get("converged")
               else f'<div class="warn"><b>Convergence warnings</b><ul>{warn}</ul></div>')
     ns = res["npde_summary"]
     data = fit.data
@@ -169,17 +172,32 @@ def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str
     run = diag.get("run", {})
     covs = ", ".join(data.covariate_names) or "none"
     vpc_cov = res["vpc"].coverage()
+    if laplace:
+        obj, opt = diag["objective"], diag["optimizer"]
+        how = (f"Laplace approximation at the posterior mode ({opt['iterations']} L-BFGS iterations), "
+               f"{run.get('samples')} draws from it, seed {run.get('seed')}, BLQ {run.get('blq_method')}; "
+               f"{run.get('laplace_seconds')} s")
+        numbers = (f"<p>{html.escape(diag['note'])}</p><p>-2 log likelihood {obj['minus2_log_likelihood']:.3f} (NONMEM "
+                   f"OFV convention {obj['ofv']:.3f}); -2 log posterior {obj['minus2_log_posterior']:.3f}; largest "
+                   f"gradient at the mode {opt['max_abs_gradient']:.2g}</p>")
+        params = _table(fit.estimates())
+    else:
+        how = (f"{run.get('chains')} chains x ({run.get('warmup')} warmup + {run.get('samples')} draws), seed "
+               f"{run.get('seed')}, {run.get('parameterization')} IIV, BLQ {run.get('blq_method')}; sampling "
+               f"{run.get('sampling_seconds')} s")
+        numbers = (f"<p>max r_hat {diag.get('max_r_hat', float('nan')):.4g}; min bulk ESS "
+                   f"{diag.get('min_ess_bulk', float('nan')):.0f}; divergences {diag.get('divergences')}; leapfrog "
+                   f"steps per iteration {diag.get('mean_num_steps') or float('nan'):.1f}</p>")
+        params = _table(summary)
     body = f"""
 <h1>poppk report: {html.escape(fit.spec.name)}</h1>
 <p>{html.escape(str(folder.resolve()))}<br>command: <code>{html.escape(str(run.get('command', '')))}</code><br>
-{run.get('chains')} chains x ({run.get('warmup')} warmup + {run.get('samples')} draws), seed {run.get('seed')},
-{run.get('parameterization')} IIV, BLQ {run.get('blq_method')}; sampling {run.get('sampling_seconds')} s;
+{how};
 poppk {run.get('versions', {}).get('poppk')}, JAX {run.get('versions', {}).get('jax')},
 NumPyro {run.get('versions', {}).get('numpyro')}</p>
 <h2>Convergence</h2>{status}
-<p>max r_hat {diag.get('max_r_hat', float('nan')):.4g}; min bulk ESS {diag.get('min_ess_bulk', float('nan')):.0f};
-divergences {diag.get('divergences')}; leapfrog steps per iteration {diag.get('mean_num_steps') or float('nan'):.1f}</p>
-<h2>Population parameters</h2>{_table(summary)}
+{numbers}
+<h2>Population parameters</h2>{params}
 <h2>Data</h2><p>{data.n_subjects} subjects, {len(res['records'])} observation records ({n_blq} BLQ),
 doses in {html.escape(data.dose_unit)}, concentrations in {html.escape(data.conc_unit)}; covariates: {html.escape(covs)}.</p>
 <h2>Predictive checks</h2>

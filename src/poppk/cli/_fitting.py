@@ -23,15 +23,19 @@ def cmd_fit(args) -> int:
         raise PoppkError(f"{out} already exists; choose another --out or pass --force to replace it")
     spec = load_spec(args.model)
     data = read_nonmem(args.data, dose_unit=args.dose_unit, conc_unit=args.conc_unit, lloq=args.lloq)
+    how = (f"Laplace approximation at the mode, {args.samples} draws from it" if args.method == "laplace" else
+           f"{args.chains} chains x ({args.warmup} warmup + {args.samples} draws)")
     print(f"fitting {spec.name} ({spec.kernel}) to {data.n_subjects} subjects, {data.n_observations} observations; "
-          f"{args.chains} chains x ({args.warmup} warmup + {args.samples} draws), seed {args.seed}", flush=True)
+          f"{how}, seed {args.seed}", flush=True)
     result = fit(data, spec, chains=args.chains, warmup=args.warmup, samples=args.samples, seed=args.seed,
                  target_accept=args.target_accept, parameterization=args.parameterization,
                  max_tree_depth=_tree_depth(args.max_tree_depth),
                  warm_start={"auto": None, "on": True, "off": False}[args.warm_start],
-                 progress=not args.no_progress, command="poppk " + " ".join(sys.argv[1:]))
+                 progress=not args.no_progress, command="poppk " + " ".join(sys.argv[1:]), method=args.method)
     result.info["total_seconds"] = round(time.perf_counter() - start, 2)
     folder = result.save(out, force=args.force)
+    if args.method == "laplace":
+        return _print_laplace(result, folder, spec.name)
     summary = result.summary()
     diag = json.loads((folder / "diagnostics.json").read_text())
     pilot = result.info.get("pilot")
@@ -48,6 +52,28 @@ def cmd_fit(args) -> int:
     else:
         print("\nconverged: no divergences, r_hat <= 1.01, bulk ESS >= 400")
     print(f"\nwrote {folder}/ ({', '.join(fit_folder.FILES)}) in {result.info['total_seconds']:.0f} s")
+    return 0
+
+
+def _print_laplace(result, folder: Path, name: str) -> int:
+    from poppk.fit import folder as fit_folder
+
+    diag = result.diagnostics()
+    obj = diag["objective"]
+    print(f"\n{name}: posterior mode, random effects integrated out by Laplace's method "
+          f"({diag['optimizer']['iterations']} L-BFGS iterations), BLQ {result.info['blq_method']}\n")
+    print(fmt_table(result.estimates()[["parameter", "estimate", "se", "rse_pct", "q5", "q95"]]))
+    print(f"\n-2 log likelihood {obj['minus2_log_likelihood']:.3f} (NONMEM OFV convention {obj['ofv']:.3f}); "
+          f"-2 log posterior {obj['minus2_log_posterior']:.3f}")
+    print(f"\n{diag['note']}")
+    if diag["warnings"]:
+        print("\nWARNINGS")
+        for w in diag["warnings"]:
+            print(f"  ! {w}")
+    if diag["converged"]:
+        print("\nconverged: stationary point found, covariance step positive definite")
+    files = fit_folder.FILES + fit_folder.LAPLACE_FILES
+    print(f"\nwrote {folder}/ ({', '.join(files)}) in {result.info['total_seconds']:.0f} s")
     return 0
 
 
@@ -89,16 +115,21 @@ def cmd_export(args) -> int:
 
     paths = export_tables(args.dir, args.format, args.out)
     table = parameter_table(load_fit(args.dir))
-    print(to_markdown(table[["parameter", "unit", "median", "q5", "q95", "shrinkage_pct"]]))
+    value = "estimate" if "estimate" in table else "median"
+    extra = ["rse_pct"] if "rse_pct" in table else []
+    print(to_markdown(table[["parameter", "unit", value, "q5", "q95", *extra, "shrinkage_pct"]]))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("fit", help="Bayesian population fit by NUTS; writes a fit folder")
+    p = sub.add_parser("fit", help="Bayesian population fit (NUTS, or the Laplace approximation); writes a fit folder")
     add_data_args(p)
     p.add_argument("--model", required=True, help="bundled model name (oral1cmt, oral1cmt_mm, ...) or a TOML file")
     p.add_argument("--out", help="fit folder (default fits/DATA_MODEL)")
+    p.add_argument("--method", choices=["nuts", "laplace"], default="nuts",
+                   help="nuts: full posterior by MCMC; laplace: posterior mode with the random effects integrated "
+                        "out, standard errors from its curvature (like FOCE-I/LAPLACIAN with $COV), in seconds")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--samples", type=int, default=1000)

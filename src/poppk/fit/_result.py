@@ -65,8 +65,46 @@ class Fit:
                 table[m], table[f"{m}_q5"], table[f"{m}_q95"] = q[1], q[0], q[2]
         return table
 
+    def estimates(self) -> pd.DataFrame:
+        """Population parameters as a pharmacometrician tabulates them: parameter, estimate, se, rse_pct,
+        q5, q95 (90% interval).
+
+        A Laplace fit (``method="laplace"``): the mode, its standard error from the curvature (delta
+        method on the natural scale for positive parameters, whose interval is symmetric on the log
+        scale, ``se_log``), as NONMEM's ``$COV`` step. A NUTS fit: the posterior median, the posterior
+        SD and the 5% and 95% quantiles.
+        """
+        lap = self.info.get("laplace")
+        if lap:
+            return pd.DataFrame(lap["estimates"])
+        s = self.summary()
+        return pd.DataFrame({"parameter": s.parameter, "estimate": s.q50, "se": s.sd,
+                             "rse_pct": 100 * s.sd / s.q50.abs(), "q5": s.q5, "q95": s.q95})
+
+    def correlation(self) -> pd.DataFrame:
+        """Correlation matrix of the population parameters on the sampler's scale (log for positive
+        ones): the Laplace fit's, from its covariance; a NUTS fit's, from the draws."""
+        lap = self.info.get("laplace")
+        if lap:
+            names = lap["correlation"]["names"]
+            return pd.DataFrame(lap["correlation"]["matrix"], index=names, columns=names)
+        log_scale = set(self.info["log_scale"]) | {n for n in self.info["population"] if n.startswith("omega_")}
+        cols = {n: np.log(self.draws(n)) if n in log_scale else self.draws(n) for n in self.info["population"]}
+        return pd.DataFrame(cols).corr()
+
+    def ebes(self) -> pd.DataFrame:
+        """Empirical Bayes estimates: per ID, each individual parameter and eta at the mode (a Laplace
+        fit's; FitError for a NUTS fit, whose per-subject posterior is :meth:`individual`)."""
+        lap = self.info.get("laplace")
+        if not lap:
+            raise FitError("EBEs are the Laplace method's individual estimates; a NUTS fit gives each subject's "
+                           "posterior in individual()")
+        return pd.DataFrame(lap["ebe"])
+
     def diagnostics(self) -> dict:
         """Convergence diagnostics and warnings, shrinkage, and how the fit was run."""
+        if self.info.get("method") == "laplace":
+            return self._laplace_diagnostics()
         out = convergence(self.tree, self.summary())
         out["shrinkage"] = shrinkage(self.tree, list(self.spec.iiv.parameters))
         out["flip_flop_chains"] = self._flip_flop_chains()
@@ -80,6 +118,33 @@ class Fit:
             out["warnings"].append(funnel)
         out["run"] = {k: v for k, v in self.info.items() if k not in ("population", "prior_sd", "log_scale")}
         return out
+
+    def _laplace_diagnostics(self) -> dict:
+        """A Laplace fit's diagnostics: the optimiser and the covariance step instead of R-hat and ESS
+        (its draws are independent, from the normal approximation)."""
+        lap = self.info["laplace"]
+        opt = lap["optimizer"]
+        note = ("Laplace approximation (method='laplace'): estimates are the posterior mode with the random effects "
+                "integrated out, intervals from the curvature there; check against NUTS where the posterior may be "
+                "skewed (sparse data, omegas with RSE above 50%)")
+        warnings = []
+        if not opt["converged"]:
+            warnings.append(f"the optimiser did not reach a stationary point ({opt['message']}; largest gradient "
+                            f"{opt['max_abs_gradient']:.2g}, inner {opt['inner_max_abs_gradient']:.2g}): the "
+                            "estimates may not be the mode")
+        if not lap["covariance_ok"]:
+            warnings.append("covariance step failed: the curvature at the mode is not positive definite (a parameter "
+                            "the data do not identify); standard errors and draws use its absolute eigenvalues")
+        high = [r["parameter"] for r in lap["estimates"] if r["rse_pct"] > 50]
+        if high:
+            warnings.append(f"RSE above 50% for {', '.join(high)}: poorly estimated; the normal approximation is "
+                            "doubtful there")
+        shrink = shrinkage(self.tree, list(self.spec.iiv.parameters))
+        return {"method": "laplace", "converged": bool(opt["converged"] and lap["covariance_ok"]), "note": note,
+                "warnings": warnings, "objective": lap["objective"], "optimizer": opt,
+                "covariance_ok": lap["covariance_ok"], "shrinkage": shrink, "divergences": 0,
+                "mean_num_steps": None, "flip_flop_chains": [],
+                "run": {k: v for k, v in self.info.items() if k not in ("population", "prior_sd", "log_scale", "laplace")}}
 
     def _divergence_advice(self, divergences: int, shrink: dict) -> str | None:
         """After divergences: with centred IIV, which parameters to sample non-centred, and how; with
@@ -213,9 +278,13 @@ class Fit:
     def save(self, folder: str | Path, *, force: bool = False) -> Path:
         """Write the fit folder (:mod:`poppk.fit.folder`), whole or not at all; FitError if ``folder``
         exists and not ``force``."""
+        tables = {}
+        if self.info.get("laplace"):
+            tables = {"estimates.csv": self.estimates(), "correlation.csv": self.correlation().rename_axis("parameter"),
+                      "ebe.csv": self.ebes()}
         return write_folder(folder, tree=self.tree, summary=self.summary(), individual=self.individual(),
                             diagnostics=self.diagnostics(), spec_text=self.spec.text, data_frame=self.data.to_frame(),
-                            record=self.record, kernel_file=self.spec.kernel_file, force=force)
+                            record=self.record, kernel_file=self.spec.kernel_file, tables=tables, force=force)
 
 
 def load_fit(folder: str | Path) -> Fit:

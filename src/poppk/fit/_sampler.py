@@ -17,6 +17,7 @@ from ..model import ModelSpec, build_model, load_spec
 from ..pk import AbstractODEModel
 from ._draws import SAMPLE_STATS, constrain_draws, flat_potential, to_tree
 from ._init import initial_params
+from ._laplace import laplace_fit
 from ._pilot import choose_parameterization
 from ._result import Fit
 from ._warmstart import STAGE1, laplace_start, refine_metric
@@ -41,8 +42,9 @@ def fit(
     warm_start: bool | None = None,
     progress: bool = True,
     command: str | None = None,
+    method: str = "nuts",
 ) -> Fit:
-    """Fit ``spec`` to ``data`` by NUTS (NumPyro) with several chains.
+    """Fit ``spec`` to ``data`` by NUTS (NumPyro) with several chains, or by the Laplace approximation.
 
     Parameters
     ----------
@@ -81,6 +83,15 @@ def fit(
         Show NumPyro's progress bar.
     command : str, optional
         Recorded in ``fit.json`` (default: the process's command line).
+    method : {"nuts", "laplace"}
+        ``"laplace"``: the posterior mode of the population parameters with the random effects
+        integrated out by Laplace's method, its curvature as their covariance (the Bayesian
+        analogue of NONMEM's ``LAPLACIAN INTER`` with ``$COV``; :mod:`poppk.fit._laplace`), and
+        ``samples`` independent draws from that normal approximation (one chain; ``chains``,
+        ``warmup`` and the NUTS settings do not apply). ``info["laplace"]`` holds the estimates
+        with standard errors and RSE%, the correlation matrix, the objective (-2 log posterior,
+        -2 log likelihood, NONMEM's OFV) and the EBEs; :meth:`Fit.estimates` gives the table.
+        An approximation: the docs' fitting guide compares it with NUTS.
 
     Returns
     -------
@@ -100,7 +111,6 @@ def fit(
     >>> sorted(f.summary().parameter)[:3]
     ['CL', 'KA', 'V']
     """
-    import numpyro
     from numpyro.infer import MCMC, NUTS
 
     configure_jax()
@@ -108,7 +118,12 @@ def fit(
         spec = load_spec(spec)
     if not isinstance(data, PKDataset):
         raise ModelSpecError("fit() needs a PKDataset (see poppk.read_nonmem)")
+    if method not in ("nuts", "laplace"):
+        raise ModelSpecError(f"method {method!r}: choose 'nuts' or 'laplace'")
     start = time.perf_counter()
+    if method == "laplace":
+        return _fit_laplace(data, spec, samples=samples, seed=seed, parameterization=parameterization,
+                            command=command, start=start)
     pilot = None
     if parameterization is None:
         pilot = choose_parameterization(spec, data)
@@ -149,25 +164,52 @@ def fit(
     check_interrupted()
     tree = to_tree(grouped, stats, built, data, max_tree_depth)
     info = {
-        "population": list(built.population), "prior_sd": built.prior_sd,
-        "log_scale": [p.name for p in spec.parameters if p.prior is not None]
-                     + [s for s in spec.error.sigmas if spec.error.sd_log(s) is not None],
-        "kernel_params": [k[:-2] for k in grouped if k.endswith("_i")],
-        "format_version": FORMAT_VERSION, "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
+        **_record(built, grouped, data, command), "method": "nuts", "chains": chains, "warmup": warmup, "samples": samples, "seed": seed, "target_accept": target_accept,
         "max_tree_depth": max_tree_depth, "dense_mass": metric["dense_mass"],
         "warm_start": warm.reason if warm else "off", "warm_start_stage1": stage1,
         "warm_start_seconds": round(warm.seconds if warm and not stage1 else warm_seconds, 2),  # mode + stage 1
         "chain_method": method, "devices": jax.local_device_count(),
-        "device": jax.devices()[0].device_kind, "parameterization": built.parameterization,
-        "centered": list(built.centred),
         "pilot": None if pilot is None else {"reason": pilot.reason, "expected_shrinkage": pilot.shrinkage,
                                              "seconds": round(pilot.seconds, 2)},
+        "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
+    }
+    return Fit(tree, spec, data, FitRecord.from_info(info).to_info())
+
+
+def _record(built, grouped: dict, data: PKDataset, command: str | None) -> dict:
+    """The part of a fit's record that does not depend on the method."""
+    import numpyro
+
+    spec = built.spec
+    return {
+        "population": list(built.population), "prior_sd": built.prior_sd,
+        "log_scale": [p.name for p in spec.parameters if p.prior is not None]
+                     + [s for s in spec.error.sigmas if spec.error.sd_log(s) is not None],
+        "kernel_params": [k[:-2] for k in grouped if k.endswith("_i")],
+        "format_version": FORMAT_VERSION, "parameterization": built.parameterization, "centered": list(built.centred),
         "blq_method": built.blq_method, "sigma_scales": built.sigma_scales,
         "sigma_sd_log": {s: spec.error.sd_log(s) for s in spec.error.sigmas if spec.error.sd_log(s) is not None},
-        "sampling_seconds": round(sampled, 2), "total_seconds": round(time.perf_counter() - start, 2),
-        "dose_unit": data.dose_unit, "conc_unit": data.conc_unit,
+        "dose_unit": data.dose_unit, "conc_unit": data.conc_unit, "device": jax.devices()[0].device_kind,
         "versions": _versions(numpyro), "command": command or " ".join(sys.argv),
         "compilation_cache": jax.config.jax_compilation_cache_dir,
+    }
+
+
+def _fit_laplace(data: PKDataset, spec: ModelSpec, *, samples: int, seed: int, parameterization: str | None,
+                 command: str | None, start: float) -> Fit:
+    """``fit(..., method="laplace")``: see :mod:`poppk.fit._laplace`."""
+    if parameterization not in (None, "noncentered"):
+        raise ModelSpecError(f"method 'laplace' integrates the random effects on the non-centred scale; "
+                             f"parameterization={parameterization!r} does not apply (leave it unset)")
+    built = build_model(spec, data, parameterization="noncentered")
+    check_interrupted()
+    grouped, stats, laplace = laplace_fit(built, data, samples=samples, rng=np.random.default_rng(seed))
+    check_interrupted()
+    tree = to_tree(grouped, stats, built, data)
+    info = {
+        **_record(built, grouped, data, command), "method": "laplace", "chains": 1, "warmup": 0,
+        "samples": samples, "seed": seed, "laplace": laplace, "laplace_seconds": laplace["seconds"],
+        "total_seconds": round(time.perf_counter() - start, 2),
     }
     return Fit(tree, spec, data, FitRecord.from_info(info).to_info())
 

@@ -15,6 +15,12 @@ Every reader and writer of a fit folder goes through this module. A folder holds
 ``fit.json``                  the :class:`FitRecord` (format version, how the fit was run)
 ``kernel.py``                 only for a user's own model (``[model] file``): a copy of its file,
                               which :func:`~poppk.load_fit` imports instead of the original
+``estimates.csv``             only for ``method="laplace"``: parameter, estimate (the mode), se,
+                              rse_pct, se_log, q5, q95 (the ``$COV`` step)
+``correlation.csv``           only for ``method="laplace"``: correlations of the population
+                              parameters on the optimiser's scale (log for positive ones)
+``ebe.csv``                   only for ``method="laplace"``: per ID, individual parameters and etas
+                              at the mode (EBEs)
 ============================  ===================================================================
 
 Sub-folders written later by other commands: ``plots/`` and ``report.html`` (``poppk report``),
@@ -59,6 +65,8 @@ FILES = ("posterior.nc", "summary.csv", "individual.csv", "diagnostics.json", "s
 REQUIRED = ("posterior.nc", "spec.toml", "data.csv", "fit.json")
 #: The copy of a user's model file (``[model] file``), present only for fits of such a model.
 KERNEL_FILE = "kernel.py"
+#: Tables only a Laplace fit (``method="laplace"``) writes.
+LAPLACE_FILES = ("estimates.csv", "correlation.csv", "ebe.csv")
 #: Folders other commands add inside a fit folder.
 SUBFOLDERS = ("plots", "simulations", "tox", "dosing", "export")
 #: DataTree groups a fit folder's posterior must hold.
@@ -143,8 +151,10 @@ def dumps(obj: Any) -> str:
 
 
 def write_folder(folder: str | Path, *, tree, summary, individual, diagnostics: dict, spec_text: str, data_frame,
-                 record: FitRecord, kernel_file: str | Path | None = None, force: bool = False) -> Path:
-    """Write every file of :data:`FILES` into ``folder``, whole or not at all (a temporary folder renamed).
+                 record: FitRecord, kernel_file: str | Path | None = None, tables: dict | None = None,
+                 force: bool = False) -> Path:
+    """Write every file of :data:`FILES` into ``folder``, whole or not at all (a temporary folder renamed);
+    ``tables``, ``{file name: DataFrame}``, adds method-specific tables (:data:`LAPLACE_FILES`).
 
     Raises
     ------
@@ -166,6 +176,8 @@ def write_folder(folder: str | Path, *, tree, summary, individual, diagnostics: 
         if kernel_file is not None:  # a user's model file travels with the fit (load_fit imports this copy)
             shutil.copyfile(kernel_file, tmp / KERNEL_FILE)
         data_frame.to_csv(tmp / "data.csv", index=False, na_rep=".")
+        for name, table in (tables or {}).items():
+            table.to_csv(tmp / name, index=name == "correlation.csv")
         (tmp / "fit.json").write_text(dumps(record.to_info()))
         check_interrupted()
         if folder.exists():
@@ -232,5 +244,5 @@ def read_tree(folder: str | Path):
     return tree
 
 
-__all__ = ["FILES", "FORMAT_VERSION", "FitFolderWarning", "FitRecord", "GROUPS", "REQUIRED", "SUBFOLDERS", "dumps",
-           "read_record", "read_tree", "write_folder"]
+__all__ = ["FILES", "FORMAT_VERSION", "FitFolderWarning", "FitRecord", "GROUPS", "LAPLACE_FILES", "REQUIRED",
+           "SUBFOLDERS", "dumps", "read_record", "read_tree", "write_folder"]

@@ -232,7 +232,7 @@ def laplace_mode(built, start: dict, *, max_iter: int = OUTER_MAX) -> LaplaceRes
             return batch(jnp.asarray(points), z)
 
     n, q = z0.shape
-    state = {"z": jnp.zeros_like(z0)}
+    state = {"z": jnp.zeros_like(z0), "best": np.inf}
     calls = {"n": 0, "inner_iterations": 0, "inner_gmax": 0.0}
 
     def at(x):
@@ -248,7 +248,11 @@ def laplace_mode(built, start: dict, *, max_iter: int = OUTER_MAX) -> LaplaceRes
         v, grad, z, _, gmax = at(np.asarray(x, dtype=float))
         if not (np.isfinite(v).all()):
             return np.inf, np.zeros(p)
-        state["z"] = jnp.asarray(z[0])  # the next solve starts from the last good mode
+        # Solves start from the modes of the best point so far (the optimiser's current iterate): a subject's
+        # joint density can have several modes (the flip-flop pair of an oral model), and a solve started from
+        # a rejected trial point's modes could land in another, making the marginal jump between nearby points.
+        if v[0] < state["best"]:
+            state["best"], state["z"] = float(v[0]), jnp.asarray(z[0])
         calls["inner_gmax"] = float(gmax[0])
         return float(v[0]), grad
 

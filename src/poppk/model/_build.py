@@ -554,7 +554,8 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         if wall is not None and wall in iiv:
             # ... and each subject's too (with IIV on KA a subject can flip on its own).
             k_i = kernel.elimination_rate(ind)
-            numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i)).sum())
+            # one term per subject (N,): the Laplace fit compares subjects' modes one by one
+            numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i)))
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
         pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities)

@@ -414,7 +414,10 @@ def laplace_fit(built, data, *, samples: int, rng: np.random.Generator):
                      "q5": float(np.exp(lo)) if positive else float(lo),
                      "q95": float(np.exp(hi)) if positive else float(hi)})
     sd = np.sqrt(np.diag(result.cov))
-    corr = result.cov / np.outer(sd, sd)
+    # in the order of the parameter table (typical values, effects, omegas, sigmas), then the rest (L_corr)
+    order = [index[n] for n in built.population if n in index]
+    order += [k for k in range(len(result.names)) if k not in order]
+    corr = (result.cov / np.outer(sd, sd))[np.ix_(order, order)]
     ebe = {"ID": [str(i) for i in data.ids]}
     for key, v in mode.items():
         if key.endswith("_i"):
@@ -422,7 +425,7 @@ def laplace_fit(built, data, *, samples: int, rng: np.random.Generator):
     if "eta" in mode:
         for k, p in enumerate(built.spec.iiv.parameters):
             ebe[f"eta_{p}"] = mode["eta"][:, k].tolist()
-    record = {"estimates": rows, "correlation": {"names": list(result.names), "matrix": corr.round(6).tolist()},
+    record = {"estimates": rows, "correlation": {"names": [result.names[k] for k in order], "matrix": corr.round(6).tolist()},
               "objective": {k: round(float(v), 4) for k, v in objective.items()}, "optimizer": result.optimizer,
               "covariance_ok": result.covariance_ok, "seconds": round(result.seconds, 2), "ebe": ebe}
     return grouped, stats, record

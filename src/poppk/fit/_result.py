@@ -73,6 +73,15 @@ class Fit:
         method on the natural scale for positive parameters, whose interval is symmetric on the log
         scale, ``se_log``), as NONMEM's ``$COV`` step. A NUTS fit: the posterior median, the posterior
         SD and the 5% and 95% quantiles.
+
+        Examples
+        --------
+        >>> import poppk
+        >>> quick = poppk.fit(poppk.datasets.load("theophylline"), "oral1cmt_additive", method="laplace",
+        ...                   samples=100, progress=False)
+        >>> table = quick.estimates().set_index("parameter")
+        >>> round(float(table.loc["CL", "estimate"]), 2), list(quick.ebes().columns[:2])
+        (2.76, ['ID', 'CL'])
         """
         lap = self.info.get("laplace")
         if lap:

@@ -85,6 +85,7 @@ def simulate(frame: pd.DataFrame, seed: int, allometric_wt: bool = False) -> pd.
 
     import poppk
     from poppk._runtime import configure_jax
+    from poppk.batch._sbc import simulated_frame
     from poppk.model import build_model, load_spec, parse_spec
 
     configure_jax()
@@ -95,13 +96,8 @@ def simulate(frame: pd.DataFrame, seed: int, allometric_wt: bool = False) -> pd.
     built = build_model(spec, data, parameterization="noncentered")
     model = handlers.condition(built.fn, {k: np.asarray(v) for k, v in TRUTH.items()})
     trace = handlers.trace(handlers.seed(model, jax.random.PRNGKey(seed))).get_trace(**dict(built.kwargs, dv=None))
-    dv = np.asarray(trace["DV"]["value"])
-    out = frame.copy()
-    present = np.asarray(data.present)
-    by_row = np.full(len(frame), np.nan)
-    by_row[np.asarray(data.row)[present]] = dv[present]
-    obs = out["EVID"].to_numpy() == 0
-    out.loc[obs, "DV"] = np.round(by_row[obs], 5)
+    out = simulated_frame(frame, data, np.asarray(trace["DV"]["value"])).drop(columns="BLQ")  # no LLOQ: none BLQ
+    out["DV"] = out["DV"].round(5)
     return out
 
 

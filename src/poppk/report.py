@@ -159,7 +159,6 @@ def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str
     res["vpc"].table.to_csv(folder / "vpc.csv", index=False)
     res["npde"].to_csv(folder / "npde.csv", index=False)
     diag = res["diagnostics"]
-    summary = fit.summary()
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in diag.get("warnings", []))
     laplace = diag.get("method") == "laplace"
     ok = ("Converged: stationary point found, covariance step positive definite." if laplace
@@ -188,7 +187,7 @@ def write_report(folder: str | Path, *, n_sims: int = 500, seed: int = 0, x: str
         numbers = (f"<p>max r_hat {diag.get('max_r_hat', float('nan')):.4g}; min bulk ESS "
                    f"{diag.get('min_ess_bulk', float('nan')):.0f}; divergences {diag.get('divergences')}; leapfrog "
                    f"steps per iteration {diag.get('mean_num_steps') or float('nan'):.1f}</p>")
-        params = _table(summary)
+        params = _table(fit.summary())
     body = f"""
 <h1>poppk report: {html.escape(fit.spec.name)}</h1>
 <p>{html.escape(str(folder.resolve()))}<br>command: <code>{html.escape(str(run.get('command', '')))}</code><br>

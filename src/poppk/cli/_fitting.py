@@ -56,9 +56,11 @@ def cmd_fit(args) -> int:
 
 
 def _print_laplace(result, folder: Path, name: str) -> int:
+    import json
+
     from poppk.fit import folder as fit_folder
 
-    diag = result.diagnostics()
+    diag = json.loads((folder / "diagnostics.json").read_text())  # computed once, by save
     obj = diag["objective"]
     print(f"\n{name}: posterior mode, random effects integrated out by Laplace's method "
           f"({diag['optimizer']['iterations']} L-BFGS iterations), BLQ {result.info['blq_method']}\n")

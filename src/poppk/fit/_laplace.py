@@ -92,12 +92,17 @@ def _names(unravel, size: int) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _population_sites(start: dict) -> dict:
+    """``start``'s sites without the standardised random effects (``eta_z``): the population parameters."""
+    return {k: v for k, v in start.items() if k != "eta_z"}
+
+
 def _problem(built, start: dict):
     """The potential split into population parameters (a flat vector) and standardised random effects."""
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
-    theta0 = {k: v for k, v in start.items() if k != "eta_z"}
+    theta0 = _population_sites(start)
     z0 = start.get("eta_z")
     flat0, unravel = ravel_pytree(theta0)
 
@@ -338,8 +343,7 @@ def laplace_draws(result: LaplaceResult, start: dict, draws: int, rng: np.random
     approximation given each draw (see the module docstring)."""
     from jax.flatten_util import ravel_pytree
 
-    theta0 = {k: v for k, v in start.items() if k != "eta_z"}
-    unravel_theta = ravel_pytree(theta0)[1]
+    unravel_theta = ravel_pytree(_population_sites(start))[1]
     w, vecs = np.linalg.eigh(result.cov)
     chol = vecs * np.sqrt(np.maximum(w, 0.0))
     theta = result.theta + rng.standard_normal((draws, result.theta.size)) @ chol.T
@@ -386,7 +390,7 @@ def laplace_fit(built, data, *, samples: int, rng: np.random.Generator):
     stats = {"diverging": np.zeros((1, samples), bool)}
 
     # The mode itself: population estimates and the individual parameters at the EBEs.
-    unravel_theta = ravel_pytree({k: v for k, v in start.items() if k != "eta_z"})[1]
+    unravel_theta = ravel_pytree(_population_sites(start))[1]
     at_mode = dict(unravel_theta(jnp.asarray(result.theta)))
     if "eta_z" in start:
         at_mode["eta_z"] = jnp.asarray(result.z)

@@ -97,7 +97,7 @@ class Fit:
         if lap:
             names = lap["correlation"]["names"]
             return pd.DataFrame(lap["correlation"]["matrix"], index=names, columns=names)
-        log_scale = set(self.info["log_scale"]) | {n for n in self.info["population"] if n.startswith("omega_")}
+        log_scale = set(self.info["log_scale"]) | {n for n in self.info["population"] if n.startswith(("omega_", "sigma_"))}
         cols = {n: np.log(self.draws(n)) if n in log_scale else self.draws(n) for n in self.info["population"]}
         return pd.DataFrame(cols).corr()
 

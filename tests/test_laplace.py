@@ -146,6 +146,7 @@ def test_laplace_agrees_with_nuts_and_feeds_the_downstream_commands(laplace_dir,
     assert res.returncode == 0, res.stderr[-2000:]
     html = (out / "report.html").read_text()
     assert "Laplace approximation at the posterior mode" in html and "OFV" in html
+    assert (out / "plots" / "vpc.png").exists() and not (out / "plots" / "trace_rank.png").exists()  # no chains
     sims = poppk.simulate_regimen(lap, "320 mg q12h x 5 d", n=200, seed=0)
     assert np.isfinite(sims.summary()["median"].to_numpy(float)).all()
 

@@ -104,14 +104,15 @@ def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | N
     for ax, (name, (prior, u)) in zip(axes, priors.items(), strict=False):
         plots.plot_prior_posterior(fit.draws(name), prior, name, unit=u, ax=ax)
     figs["Prior and posterior"] = _save(fig, out / "prior_posterior.png")
-    post = fit.tree["posterior"]
-    names = list(fit.info["population"])
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.8 * len(names)), squeeze=False, layout="constrained")
-    for row, name in zip(axes, names, strict=True):
-        plots.plot_trace(post[name].values, name, ax=row[0])
-        plots.plot_rank(post[name].values, name, ax=row[1])
-    axes[0, 0].legend(fontsize=6, ncol=4)
-    figs["Trace and rank plots"] = _save(fig, out / "trace_rank.png")
+    if fit.info.get("method") != "laplace":  # independent draws of an approximation: no chains to check
+        post = fit.tree["posterior"]
+        names = list(fit.info["population"])
+        fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.8 * len(names)), squeeze=False, layout="constrained")
+        for row, name in zip(axes, names, strict=True):
+            plots.plot_trace(post[name].values, name, ax=row[0])
+            plots.plot_rank(post[name].values, name, ax=row[1])
+        axes[0, 0].legend(fontsize=6, ncol=4)
+        figs["Trace and rank plots"] = _save(fig, out / "trace_rank.png")
 
     return {"figures": figs, "npde": npde, "npde_summary": dg.npde_summary(npde), "vpc": vpc, "pcvpc": pcvpc,
             "records": rec, "x": x, "by": by, "diagnostics": diag}

@@ -105,6 +105,44 @@ def test_auto_bins():
     assert len(edges) - 1 == 4  # nominal times 0.5, 1, 2, 4 (2 significant digits)
     edges = dg.auto_bins(np.linspace(0, 100, 500), n_bins=8)
     assert len(edges) - 1 == 8
+    # Evenly spread x: k equal bins leave 1/k^2 of the variance, so 10 bins reach the 0.99 target.
+    assert len(dg.auto_bins(np.linspace(0, 100, 500))) - 1 == 10
+    # Nominal times, one of them sampled 3 times among 600 records: it joins its nearer neighbour.
+    x = np.concatenate([np.repeat([1.0, 2.0, 4.0, 8.0], 150), [4.6, 4.6, 4.6]])
+    np.testing.assert_allclose(dg.auto_bins(x), [-np.inf, 1.5, 3.0, 6.3, np.inf])
+
+
+def _brute_force_sse(x, k, m):
+    """Smallest within-bin sum of squares over every split of sorted x into k bins of >= m values."""
+    from itertools import combinations
+
+    best = np.inf
+    for cuts in combinations(range(m, x.size - m + 1), k - 1):
+        parts = np.split(x, cuts)
+        if min(p.size for p in parts) >= m:
+            best = min(best, sum(((p - p.mean()) ** 2).sum() for p in parts))
+    return best
+
+
+def test_irregular_bins_are_the_least_squares_optimum_with_a_floor_on_counts():
+    """Irregular sampling: the edges minimise the within-bin sum of squares (Fisher 1958) among splits
+    with at least min_count records per bin; the reference is an exhaustive search over every split."""
+    rng = np.random.default_rng(3)
+    x = np.sort(np.concatenate([rng.uniform(0, 3, 14), rng.uniform(8, 12, 9), rng.exponential(20, 7) + 20]))
+    for k, m in ((3, 4), (4, 5), (5, 3)):
+        edges = dg.auto_bins(x, n_bins=k, min_count=m)
+        counts = np.histogram(x, edges)[0]
+        assert len(counts) == k and counts.min() >= m
+        which = np.digitize(x, edges[1:-1])
+        sse = sum(((x[which == b] - x[which == b].mean()) ** 2).sum() for b in range(k))
+        np.testing.assert_allclose(sse, _brute_force_sse(x, k, m), rtol=1e-12)
+    # Routine monitoring: most records within 24 h of a dose, a sparse tail to 128 h. The tail gets bins
+    # of its own (quantile bins gave one 12-128 h bin), every bin holds 10 or more records.
+    tad = np.concatenate([rng.uniform(0, 24, 400), rng.uniform(24, 128, 60)])
+    edges = dg.auto_bins(tad)
+    counts = np.histogram(tad, edges)[0]
+    assert counts.min() >= dg._vpc.MIN_PER_BIN and len(counts) <= dg._vpc.MAX_BINS
+    assert (edges[1:-1] > 24).sum() >= 2 and (edges[1:-1] < 24).sum() >= 3
 
 
 # Plots: what they draw ------------------------------------------------------------------------------------
@@ -124,7 +162,8 @@ def test_plot_vpc_draws_three_percentiles_over_three_bands(fitted):
     vpc = dg.compute_vpc(fitted[2])
     ax = plots.plot_vpc(vpc)
     assert len(ax.lines) == 3 and all(len(line.get_xdata()) == len(vpc.table) for line in ax.lines)
-    assert len(ax.collections) == 3  # fill_between per percentile
+    assert len(ax.collections) == 4  # fill_between per percentile, and the ticks where bins meet
+    assert len(ax.collections[-1].get_segments()) == len(vpc.table) - 1
     assert ax.get_ylabel() == "concentration (mg/L)" and ax.get_yscale() == "log"
     ax = plots.plot_vpc_blq(vpc)
     assert ax.get_ylabel() == "fraction below LLOQ" and len(ax.lines) == 2
@@ -161,6 +200,7 @@ def test_report_cli_writes_a_self_contained_html(fitted, cli):
     for png in ("gof.png", "npde.png", "vpc.png", "pcvpc.png", "vpc_blq.png", "individual_1.png",
                 "prior_posterior.png", "trace_rank.png", "shrinkage.png"):
         assert (folder / "plots" / png).stat().st_size > 5000, png
+    assert not (folder / "plots" / "eta_covariates_CL.png").exists()  # one covariate: one figure
     bad = cli("report", str(folder), "--by", "NOPE")
     assert bad.returncode == 2 and "NOPE" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -185,3 +225,53 @@ def test_infusion_spans_for_the_individual_plots():
     ax = _params.plot_individual(curves, records, 1, dose_times=[0.0, 12.0, 24.0], infusions=spans["1"])
     assert "infusion" in ax.get_legend_handles_labels()[1]
     plt.close(ax.figure)
+
+
+def test_observation_windows_split_distant_occasions():
+    """Hand-listed: doses every 24 h for 30 days, samples on day 1 and around day 29 give two windows, each
+    from the dose before its first sample to its last sample; a single dose gives one; a lone pre-dose
+    sample an hour either side of it; weekly doses sampled weekly stay one window (gaps of one interval)."""
+    rows = [dict(ID=1, TIME=0.0, AMT=100.0, II=24.0, ADDL=29, DV=None, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=1, TIME=t, AMT=0.0, II=0.0, ADDL=0, DV=2.0, EVID=0, MDV=0, CMT=2) for t in (2, 6, 23, 698, 702)]
+    rows += [dict(ID=2, TIME=0.0, AMT=100.0, II=0.0, ADDL=0, DV=None, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=2, TIME=t, AMT=0.0, II=0.0, ADDL=0, DV=2.0, EVID=0, MDV=0, CMT=2) for t in (1, 2, 4)]
+    rows += [dict(ID=3, TIME=0.0, AMT=0.0, II=0.0, ADDL=0, DV=2.0, EVID=0, MDV=0, CMT=2),
+             dict(ID=3, TIME=0.0, AMT=100.0, II=0.0, ADDL=0, DV=None, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=4, TIME=0.0, AMT=100.0, II=168.0, ADDL=5, DV=None, EVID=1, MDV=1, CMT=1)]
+    rows += [dict(ID=4, TIME=t, AMT=0.0, II=0.0, ADDL=0, DV=2.0, EVID=0, MDV=0, CMT=2) for t in (160, 328, 496)]
+    data = poppk.from_frame(pd.DataFrame(rows), warn=False)
+    w = dg.observation_windows(data)
+    np.testing.assert_allclose(w["1"], [[0.0, 23.0], [696.0, 702.0]])
+    np.testing.assert_allclose(w["2"], [[0.0, 4.0]])
+    np.testing.assert_allclose(w["3"], [[-1.0, 1.0]])
+    np.testing.assert_allclose(w["4"], [[0.0, 496.0]])
+
+
+def test_individual_plots_draw_a_panel_per_window(tmp_path):
+    """A subject sampled on two occasions a month apart gets two panels, each zoomed to its window (the
+    curve computed there only); a subject sampled once gets one panel over its own span."""
+    rows = []
+    for i in (1, 2):
+        rows.append(dict(ID=i, TIME=0.0, AMT=300.0, II=24.0, ADDL=29, DV=None, EVID=1, MDV=1, CMT=1))
+        times = (1, 3, 8, 23, 697, 700, 710) if i == 1 else (1, 3, 8, 23)
+        rows += [dict(ID=i, TIME=float(t), AMT=0.0, II=0.0, ADDL=0, DV=5.0, EVID=0, MDV=0, CMT=2) for t in times]
+    frame = pd.DataFrame(rows).assign(WT=lambda f: 60.0 + 10 * f["ID"], AGE=lambda f: 30 + f["ID"], CRCL=90.0,
+                                      ALB=40.0, SEX=lambda f: np.where(f["ID"] == 1, "F", "M"))
+    data = poppk.from_frame(frame, warn=False)
+    fit = poppk.fit(data, "oral1cmt", method="laplace", samples=100, progress=False)
+    curves = dg.individual_curves(fit, n_draws=20)
+    one = curves[curves["ID"] == "1"]
+    assert set(one["WINDOW"]) == {0, 1}
+    assert one["TIME"].between(0, 23).sum() + one["TIME"].between(696, 710).sum() == len(one)
+    records = dg.simulate_design(fit, 20).records
+    figs = plots.plot_individual_pages(curves, records, dg.dose_times(data), windows=dg.observation_windows(data))
+    axes = [ax for ax in figs[0].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["ID 1, 0-23 h", "ID 1, 696-710 h", "ID 2"]
+    lo, hi = axes[1].get_xlim()
+    assert 690 < lo < 696 and 710 < hi < 716
+    plt.close("all")
+    # Five covariates: one figure per random effect, covariates four to a row (a 2 x 4 grid, 5 drawn).
+    figures = poppk.report.make_figures(fit, tmp_path, n_sims=20)["figures"]
+    assert [k for k in figures if k.startswith("Random effects")] == [
+        f"Random effects vs covariates ({p})" for p in fit.spec.iiv.parameters]
+    assert sum(k.startswith("Individual fits") for k in figures) == 1

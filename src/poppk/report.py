@@ -19,6 +19,8 @@ from . import plots
 from .errors import DatasetError
 
 DPI = 110
+#: Covariates drawn side by side against a random effect; more go to one figure per random effect.
+COVARIATE_COLUMNS = 4
 
 
 def _save(fig, path: Path) -> Path:
@@ -83,17 +85,27 @@ def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | N
 
     curves = dg.individual_curves(fit, seed=seed)
     for k, fig in enumerate(plots.plot_individual_pages(curves, rec, dg.dose_times(fit.data), conc_unit=unit,
-                                                         log=spans_decades, infusions=dg.infusion_spans(fit.data))):
+                                                         log=spans_decades, infusions=dg.infusion_spans(fit.data),
+                                                         windows=dg.observation_windows(fit.data))):
         figs[f"Individual fits ({k + 1})"] = _save(fig, out / f"individual_{k + 1}.png")
 
     etas = dg.eta_table(fit)
     iiv = list(fit.spec.iiv.parameters)
     covs = list(fit.data.covariate_names)
-    if iiv and covs:
-        fig, axes = _grid(len(iiv) * len(covs), ncol=len(covs), w=3.4, h=3.0)
-        for k, (p, c) in enumerate((p, c) for p in iiv for c in covs):
-            plots.plot_eta_covariate(etas, p, c, ax=axes[k])
-        figs["Random effects vs covariates"] = _save(fig, out / "eta_covariates.png")
+    # A row of covariates per random effect while they fit across a page; beyond that one figure per
+    # random effect, covariates wrapped four to a row.
+    pages = [(None, iiv)] if len(covs) <= COVARIATE_COLUMNS else [(p, [p]) for p in iiv]
+    for name, params in pages if covs else ():
+        ncol = min(len(covs), COVARIATE_COLUMNS)
+        per_row = math.ceil(len(covs) / ncol) * ncol
+        fig, axes = _grid(len(params) * per_row, ncol=ncol, w=3.4, h=3.0)
+        for j, p in enumerate(params):
+            for k, c in enumerate(covs):
+                plots.plot_eta_covariate(etas, p, c, ax=axes[j * per_row + k])
+            for ax in axes[j * per_row + len(covs):(j + 1) * per_row]:
+                ax.set_visible(False)
+        title = "Random effects vs covariates" + (f" ({name})" if name else "")
+        figs[title] = _save(fig, out / (f"eta_covariates_{name}.png" if name else "eta_covariates.png"))
     diag = fit.diagnostics()
     if diag.get("shrinkage"):
         fig, axes = _grid(1, w=4.5, h=3.5)

@@ -15,11 +15,12 @@ Examples
 True
 """
 
-from ._params import dose_times, eta_table, individual_curves, infusion_spans, prior_distributions
+from ._params import (dose_times, eta_table, individual_curves, infusion_spans, observation_windows,
+                      prior_distributions)
 from ._residuals import compute_npde, npde_summary
 from ._sim import DesignSimulation, simulate_design, time_after_dose
 from ._vpc import PERCENTILES, VPCResult, auto_bins, compute_vpc
 
 __all__ = ["DesignSimulation", "PERCENTILES", "VPCResult", "auto_bins", "compute_npde", "compute_vpc", "dose_times",
-           "eta_table", "individual_curves", "infusion_spans", "npde_summary", "prior_distributions", "simulate_design",
+           "eta_table", "individual_curves", "infusion_spans", "npde_summary", "observation_windows", "prior_distributions", "simulate_design",
            "time_after_dose"]

@@ -36,25 +36,72 @@ def infusion_spans(data) -> dict[str, np.ndarray]:
     return out
 
 
-def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int = 0) -> pd.DataFrame:
-    """Posterior median and 90% interval of each subject's concentration on a dense time grid.
+#: Observations further apart than this (h), and than two dosing intervals, go to separate windows.
+WINDOW_GAP = 48.0
+#: Fewest grid points per window of an individual curve.
+_MIN_WINDOW_POINTS = 40
 
-    The grid spans first dose (or record) to last record, evenly, plus the records' own times and a few
-    times after every dose. Columns: ID, TIME (h), q5, q50, q95 (observation unit).
+
+def observation_windows(data) -> dict[str, np.ndarray]:
+    """The stretches of time each subject's individual plot shows: a ``(k, 2)`` array of start and end
+    times (h) per subject ID (str), in time order.
+
+    A subject's observations (BLQ records included) are split where two consecutive ones lie more than
+    ``max(WINDOW_GAP, 2 x the subject's median dose interval)`` apart, so that a patient sampled at
+    day 3 and day 300 is drawn as two readable windows, not one 0-7,200 h axis. A window runs from the
+    last dose at or before its first observation (the observation itself when none precedes it) to its
+    last observation; one without any span gets an hour either side. A subject without observations
+    gets one window over its doses.
+
+    Examples
+    --------
+    >>> import poppk
+    >>> w = poppk.diagnostics.observation_windows(poppk.datasets.load("theophylline"))
+    >>> w["1"].tolist()   # one dose at 0 h, sampled to 24.4 h
+    [[0.0, 24.37]]
+    """
+    doses = dose_times(data)
+    tobs, present = np.asarray(data.sampling.time), np.asarray(data.present)
+    out = {}
+    for i, sid in enumerate(data.ids):
+        d = np.sort(doses[str(sid)])
+        t = np.sort(tobs[i][present[i]])
+        if t.size == 0:
+            out[str(sid)] = np.array([[d.min(), d.max()]]) if d.size else np.zeros((1, 2))
+            continue
+        gap = max(WINDOW_GAP, 2 * float(np.median(np.diff(d)))) if d.size > 1 else WINDOW_GAP
+        breaks = np.flatnonzero(np.diff(t) > gap) + 1
+        rows = []
+        for chunk in np.split(t, breaks):
+            before = d[d <= chunk[0]]
+            lo, hi = (before.max() if before.size else chunk[0]), chunk[-1]
+            rows.append((lo - 1.0, hi + 1.0) if hi <= lo else (lo, hi))
+        out[str(sid)] = np.asarray(rows, float)
+    return out
+
+
+def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Posterior median and 90% interval of each subject's concentration on a dense time grid over its
+    :func:`observation_windows`.
+
+    The grid spreads ``n_points`` evenly over each subject's windows (at least 40 to a window), plus
+    the records' own times and a few times after every dose inside them. Columns: ID, WINDOW (the
+    window's index), TIME (h), q5, q50, q95 (observation unit).
     """
     configure_jax()
     data = fit.data
     doses_by_id = dose_times(data)
+    windows = observation_windows(data)
     tobs = np.asarray(data.sampling.time)
     present = np.asarray(data.present)
     grids = []
     for i, sid in enumerate(data.ids):
-        d = doses_by_id[str(sid)]
-        end = max(tobs[i][present[i]].max() if present[i].any() else 0.0, d.max() if d.size else 0.0)
-        start = min(d.min() if d.size else 0.0, tobs[i][present[i]].min() if present[i].any() else 0.0)
-        g = np.concatenate([np.linspace(start, end, n_points), tobs[i][present[i]],
-                            (d[:, None] + np.asarray(_AFTER_DOSE)).ravel()])
-        grids.append(np.unique(g[(g >= start) & (g <= end)]))
+        d, w = doses_by_id[str(sid)], windows[str(sid)]
+        per = max(_MIN_WINDOW_POINTS, n_points // len(w))
+        extra = np.concatenate([tobs[i][present[i]], (d[:, None] + np.asarray(_AFTER_DOSE)).ravel()])
+        g = np.concatenate([np.linspace(lo, hi, per) for lo, hi in w]
+                           + [extra[(extra >= lo) & (extra <= hi)] for lo, hi in w])
+        grids.append(np.unique(g))
     width = max(len(g) for g in grids)
     time = np.zeros((len(grids), width))
     epoch = np.full((len(grids), width), -1, dtype=np.int64)
@@ -69,8 +116,11 @@ def individual_curves(fit, *, n_points: int = 200, n_draws: int = 100, seed: int
     rows = []
     for i, (sid, g) in enumerate(zip(data.ids, grids, strict=True)):
         n = len(g)
-        rows.append(pd.DataFrame({"ID": str(sid), "TIME": g, "q5": q[0, i, :n], "q50": q[1, i, :n],
-                                  "q95": q[2, i, :n]}))
+        w = windows[str(sid)]
+        # Window of each grid time (windows do not overlap; a time on a shared edge goes to the first).
+        which = np.argmax((g[:, None] >= w[None, :, 0]) & (g[:, None] <= w[None, :, 1]), axis=1)
+        rows.append(pd.DataFrame({"ID": str(sid), "WINDOW": which, "TIME": g, "q5": q[0, i, :n],
+                                  "q50": q[1, i, :n], "q95": q[2, i, :n]}))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -75,7 +75,8 @@ def plot_npde(npde: pd.DataFrame, x: str = "TIME", *, conc_unit: str = "", ax=No
 
 def plot_vpc(vpc: VPCResult, group=None, *, log: bool = True, observations: pd.DataFrame | None = None, ax=None):
     """Observed 5th/50th/95th percentiles (lines) over the simulated 90% intervals of the same
-    percentiles (shaded), one group of a split VPC. ``observations`` (records) adds the data as points."""
+    percentiles (shaded), one group of a split VPC, each at its bin's median x, with ticks along the
+    bottom where bins meet. ``observations`` (records) adds the data as points."""
     ax = _ax(ax)
     t = vpc.table if vpc.by is None else vpc.table[vpc.table["group"] == group]
     t = t.sort_values("x")
@@ -89,6 +90,9 @@ def plot_vpc(vpc: VPCResult, group=None, *, log: bool = True, observations: pd.D
                         label="simulated 90% interval" if p == 5 else ("" if p == 95 else "simulated median 90% interval"))
         ax.plot(t["x"], t[f"obs_p{p}"], color=colours[p], lw=1.6, marker="o", ms=3,
                 ls="-" if p == 50 else "--", label=f"observed {p}th percentile")
+    if len(t) > 1:  # where one bin ends and the next begins: ticks along the bottom
+        seps = (t["x_hi"].to_numpy()[:-1] + t["x_lo"].to_numpy()[1:]) / 2
+        ax.vlines(seps, 0, 0.04, transform=ax.get_xaxis_transform(), color="0.3", lw=0.8, label="bin edges")
     if log:
         ax.set_yscale("log")
     xlabel = {"TIME": "time (h)", "TAD": "time after dose (h)"}.get(vpc.x, vpc.x)

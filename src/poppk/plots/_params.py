@@ -13,15 +13,24 @@ from ._gof import BLQ, OBS, _ax
 
 
 def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dose_times=(), infusions=(),
-                    log: bool = True, conc_unit: str = "", ax=None):
+                    window=None, log: bool = True, conc_unit: str = "", ax=None):
     """One subject: observations, posterior median and 90% band of the prediction, dosing times marked
     (dotted lines) and infusions as bars from start to end (``infusions``: ``(start, end)`` pairs, h).
 
     ``curves`` from :func:`poppk.diagnostics.individual_curves`; ``records`` from a design simulation.
+    ``window``: ``(start, end)`` in h (one of :func:`poppk.diagnostics.observation_windows`) draws that
+    stretch only, its span in the title.
     """
     ax = _ax(ax)
     c = curves[curves["ID"].astype(str) == str(subject)]
     r = records[records["ID"].astype(str) == str(subject)]
+    dose_times, infusions = np.asarray(dose_times, float), np.asarray(infusions, float).reshape(-1, 2)
+    if window is not None:
+        lo, hi = window
+        c = c[(c["TIME"] >= lo) & (c["TIME"] <= hi)]
+        r = r[(r["TIME"] >= lo) & (r["TIME"] <= hi)]
+        dose_times = dose_times[(dose_times >= lo) & (dose_times <= hi)]
+        infusions = infusions[(infusions[:, 1] >= lo) & (infusions[:, 0] <= hi)]
     pos = c["q50"] > 0 if log else np.ones(len(c), bool)
     ax.fill_between(c["TIME"][pos], c["q5"][pos], c["q95"][pos], color="tab:blue", alpha=0.25, label="90% interval")
     ax.plot(c["TIME"][pos], c["q50"][pos], color="tab:blue", lw=1.2, label="posterior median")
@@ -36,26 +45,34 @@ def plot_individual(curves: pd.DataFrame, records: pd.DataFrame, subject, *, dos
         ax.axvspan(start, end, color="tab:orange", alpha=0.2, lw=0, label="infusion" if k == 0 else None)
     if log:
         ax.set_yscale("log")
-    ax.set_title(f"ID {subject}", fontsize=9)
+    if window is not None:
+        pad = 0.02 * (window[1] - window[0])
+        ax.set_xlim(window[0] - pad, window[1] + pad)
+    span = "" if window is None else f", {window[0]:.4g}-{window[1]:.4g} h"
+    ax.set_title(f"ID {subject}{span}", fontsize=9)
     ax.set_xlabel("time (h)")
     ax.set_ylabel(f"concentration ({conc_unit})" if conc_unit else "concentration")
     return ax
 
 
 def plot_individual_pages(curves, records, doses: dict, *, per_page: int = 12, conc_unit: str = "", log=True,
-                          infusions: dict | None = None):
-    """All subjects, ``per_page`` to a figure; returns the list of figures. ``doses`` and ``infusions``
-    by subject ID (str): :func:`poppk.diagnostics.dose_times`, :func:`poppk.diagnostics.infusion_spans`."""
+                          infusions: dict | None = None, windows: dict | None = None):
+    """All subjects, ``per_page`` panels to a figure; returns the list of figures. ``doses``,
+    ``infusions`` and ``windows`` by subject ID (str): :func:`poppk.diagnostics.dose_times`,
+    :func:`poppk.diagnostics.infusion_spans`, :func:`poppk.diagnostics.observation_windows`. With
+    ``windows``, a subject sampled on separate occasions gets a panel per window."""
     ids = list(dict.fromkeys(records["ID"].astype(str)))
+    panels = [(sid, None) for sid in ids] if windows is None else [
+        (sid, (float(lo), float(hi)) if len(windows[sid]) > 1 else None) for sid in ids for lo, hi in windows[sid]]
     figs = []
-    for start in range(0, len(ids), per_page):
-        page = ids[start:start + per_page]
+    for start in range(0, len(panels), per_page):
+        page = panels[start:start + per_page]
         ncol = min(4, len(page))
         nrow = math.ceil(len(page) / ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False, layout="constrained")
-        for ax, sid in zip(axes.ravel(), page, strict=False):
+        for ax, (sid, window) in zip(axes.ravel(), page, strict=False):
             plot_individual(curves, records, sid, dose_times=doses.get(sid, ()), infusions=(infusions or {}).get(sid, ()),
-                            log=log, conc_unit=conc_unit, ax=ax)
+                            window=window, log=log, conc_unit=conc_unit, ax=ax)
         for ax in axes.ravel()[len(page):]:
             ax.set_visible(False)
         axes.ravel()[0].legend(fontsize=6)

@@ -95,7 +95,7 @@ def make_figures(fit, out: Path, *, n_sims: int = 500, seed: int = 0, x: str | N
     # A row of covariates per random effect while they fit across a page; beyond that one figure per
     # random effect, covariates wrapped four to a row.
     pages = [(None, iiv)] if len(covs) <= COVARIATE_COLUMNS else [(p, [p]) for p in iiv]
-    for name, params in pages if covs else ():
+    for name, params in pages if covs and iiv else ():
         ncol = min(len(covs), COVARIATE_COLUMNS)
         per_row = math.ceil(len(covs) / ncol) * ncol
         fig, axes = _grid(len(params) * per_row, ncol=ncol, w=3.4, h=3.0)

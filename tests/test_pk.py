@@ -444,6 +444,72 @@ def test_regular_listed_doses_become_one_train():
     data = dataset(frame(listed, t))
     merged = Oral1Cmt().prepare(data.doses, data.sampling)
     assert int(np.asarray(merged.mask).sum()) == 3
-    np.testing.assert_array_equal(np.asarray(merged.addl)[0, :3], [27, 2, 0])
+    # Laid out single doses first (the bolus), then the trains, in time order.
+    np.testing.assert_array_equal(np.asarray(merged.addl)[0, :3], [0, 27, 2])
+    assert merged.singles == 1 and merged.trains
     trains = dataset(frame([(0.0, 100.0, 1, 12.0, 27, 0), (336.0, 50.0, 1, 12.0, 2, 0), (372.5, 30.0, 2, 0.0, 0, 0)], t))
     np.testing.assert_allclose(predict("oral1cmt", P, data), predict("oral1cmt", P, trains), rtol=1e-12)
+
+
+def _mixed_design():
+    """Four subjects whose dose columns mix single doses and trains: an SS record then irregular doses,
+    an ADDL train between single doses, single doses only, and a 1-h infusion train with a bolus."""
+    rows = []
+    def dose(i, t, amt, cmt=1, ii=0.0, addl=0, ss=0, rate=0.0):
+        rows.append(dict(ID=i, TIME=t, AMT=amt, DV=np.nan, EVID=1, MDV=1, CMT=cmt, II=ii, ADDL=addl, SS=ss, RATE=rate))
+    dose(1, 0.0, 100.0, ii=24.0, ss=1); dose(1, 25.1, 100.0); dose(1, 50.3, 150.0)
+    dose(2, 0.0, 50.0); dose(2, 12.0, 80.0, ii=12.0, addl=4); dose(2, 73.0, 60.0)
+    dose(3, 0.0, 40.0); dose(3, 7.5, 45.0); dose(3, 31.0, 90.0)
+    dose(4, 0.0, 100.0, cmt=2, ii=12.0, addl=3, rate=100.0); dose(4, 30.0, 20.0, cmt=2)
+    for i in range(1, 5):
+        for t in (0.5, 3.0, 11.0, 24.0, 26.0, 49.0, 52.0, 75.0, 90.0):
+            rows.append(dict(ID=i, TIME=t, AMT=0.0, DV=1.0, EVID=0, MDV=0, CMT=2, II=0.0, ADDL=0, SS=0, RATE=0.0))
+    return poppk.from_frame(pd.DataFrame(rows).sort_values(["ID", "TIME", "EVID"], ascending=[True, True, False],
+                                                           kind="stable"), warn=False)
+
+
+@pytest.mark.parametrize("name, params", [("oral1cmt", P), ("oral2cmt", {"CL": 2.0, "V1": 20.0, "Q": 3.0, "V2": 40.0, "KA": 1.2})])
+def test_single_doses_apart_from_trains_change_nothing(name, params):
+    # merge_regular lays single doses out first (Doses.singles) so that the closed form sums them by its
+    # single-dose path and only the trains by the geometric series. Reference: the same columns all by
+    # the train path (singles=0, validated against hand formulas above), and for the subject with single
+    # doses only the superposition of the hand Bateman function (Gibaldi & Perrier, ch. 1).
+    import dataclasses
+
+    from poppk.pk import get_kernel, predict_subjects
+
+    data = _mixed_design()
+    kernel = get_kernel(name)
+    prepared = kernel.prepare(data.doses, data.sampling)
+    assert prepared.singles == 3 and prepared.trains  # subject 3's three single doses set the width
+    split = np.asarray(predict_subjects(kernel, params, prepared, data.sampling))
+    whole = np.asarray(predict_subjects(kernel, params, dataclasses.replace(prepared, singles=0), data.sampling))
+    np.testing.assert_allclose(split, whole, rtol=1e-12, atol=1e-15)
+    if name == "oral1cmt":
+        t = np.asarray(data.sampling.time)[2]
+        hand = sum(hand_oral(t - td, amt, P["CL"], P["V"], P["KA"]) for td, amt in ((0.0, 40.0), (7.5, 45.0), (31.0, 90.0)))
+        np.testing.assert_allclose(split[2], hand, rtol=1e-10)
+
+
+@pytest.mark.parametrize("piece_size", [120, 80])  # 3 pieces traced side by side; 5, through lax.map
+def test_subjects_in_pieces_change_nothing(monkeypatch, piece_size):
+    # On a CPU the subjects go through the kernel in pieces of at most PIECE_SIZE subject-samples (the
+    # XLA CPU slowdown past 4,096 that benchmarks/gradient_cliff.py measures). Reference: one vmap over
+    # every subject (the path below the size), values and gradients.
+    from poppk.pk import _base, get_kernel
+
+    data = dataset(*[frame([(0.0, 100.0, 1, 12.0, 3, 0)], TIMES, ids=i) for i in range(1, 31)])  # 30 x 12
+    kernel = get_kernel("oral1cmt")
+    doses = kernel.prepare(data.doses, data.sampling)
+    rng = np.random.default_rng(0)
+    params = {k: v * np.exp(0.3 * rng.standard_normal(30)) for k, v in P.items()}
+
+    def total(p):
+        return jnp.sum(jnp.log(_base.predict_subjects(kernel, p, doses, data.sampling)))
+
+    ref_value, ref_grad = jax.value_and_grad(total)(params)
+    monkeypatch.setattr(_base, "PIECE_SIZE", piece_size)
+    value, grad = jax.value_and_grad(total)(params)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for k in params:
+        np.testing.assert_allclose(grad[k], ref_grad[k], rtol=1e-10)

@@ -59,6 +59,9 @@ class Doses(eqx.Module):
     #: False only when no record is known to be an infusion (``rate == 0`` everywhere), as
     #: :func:`merge_regular` finds.
     infusions: bool = eqx.field(static=True, default=True)
+    #: The first ``singles`` columns are single doses (no ADDL, no SS) in every subject, as
+    #: :func:`merge_regular` lays them out; a kernel may give them its single-dose path.
+    singles: int = eqx.field(static=True, default=0)
 
 
 #: The per-dose array fields of :class:`Doses` (``trains`` is a static flag about all of them).
@@ -261,13 +264,19 @@ def merge_regular(doses: Doses, tol: float = 1e-9, *, absorbing=(DEPOT,), sampli
             entries.append(entry)
             j += run
         rows.append(entries)
-    width = max([len(r) for r in rows] + [1])
+    # Single doses first, in the same columns for every subject, then the trains: a kernel can give the
+    # single doses the cheaper path (``Doses.singles``).
+    is_train = lambda e: bool(e["ss"]) or e["addl"] != 0  # noqa: E731
+    rows = [([e for e in r if not is_train(e)], [e for e in r if is_train(e)]) for r in rows]
+    n_single = max([len(s) for s, _ in rows] + [0])
+    n_train = max([len(t) for _, t in rows] + [0])
+    width = max(n_single + n_train, 1)
     out = {name: np.zeros((n, width), dtype=src[name].dtype) for name in src}
     out["epoch"][:] = -1
-    for i, entries in enumerate(rows):
-        for k, entry in enumerate(entries):
+    for i, (single, train) in enumerate(rows):
+        for k, entry in [*enumerate(single), *((n_single + k, e) for k, e in enumerate(train))]:
             for name, value in entry.items():
                 out[name][i, k] = value
-    used = out["mask"]
-    trains = bool(((out["addl"] > 0) | out["ss"])[used].any())
-    return Doses(**out, trains=trains, infusions=bool((out["rate"] != 0)[used].any()))
+    trains = n_train > 0
+    return Doses(**out, trains=trains, infusions=bool((out["rate"] != 0)[out["mask"]].any()),
+                 singles=n_single if trains else 0)

@@ -21,6 +21,7 @@ midpoint's derivative where ``KA`` is within ``_CLOSE`` of ``lambda_i`` (the ``K
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import jax
@@ -198,8 +199,20 @@ class AbstractLinearModel(AbstractPKModel):
         k10, kout, kin, v1 = self.micro(params)
         lams = eigenvalues(k10, kout, kin)
         coef = central_coefficients(lams, kin)  # (n, 1 + peripherals)
-        lam = jnp.stack(lams)[None, None, :]  # (1, 1, n): samples, trains, exponentials
         doses = as_row(doses)
+        if doses.singles and doses.trains:  # the single doses by the cheaper path, the trains by theirs
+            cut = doses.singles
+            part = lambda sl, trains: dataclasses.replace(  # noqa: E731
+                jax.tree_util.tree_map(lambda a: a[..., sl], doses), trains=trains, singles=0)
+            total = (self._amounts(params, part(slice(None, cut), False), sampling, lams, coef)
+                     + self._amounts(params, part(slice(cut, None), True), sampling, lams, coef))
+        else:
+            total = self._amounts(params, doses, sampling, lams, coef)
+        return self.scale * total / v1
+
+    def _amounts(self, params: Params, doses: Doses, sampling: Sampling, lams, coef) -> Float[Array, " O"]:
+        """The central amount at each sample from ``doses`` ``(1, D)``: the sum over dose trains."""
+        lam = jnp.stack(lams)[None, None, :]  # (1, 1, n): samples, trains, exponentials
         amount, rate, duration, infusion = input_rates(self, params, doses)
         t_start = lagged_times(doses, params["TLAG"]) if self.oral else doses.time
         pos = _Positions(doses, t_start, duration, infusion if doses.infusions else None, sampling)
@@ -223,8 +236,7 @@ class AbstractLinearModel(AbstractPKModel):
                 depot = jnp.where(infusion, rate * (a_c * through).sum(axis=-1), depot)
             per_dose = jnp.where(doses.cmt == self.depot_cmt, ka[0] * depot, per_dose)
         known = (doses.cmt >= (self.depot_cmt if self.oral else first)) & (doses.cmt <= first + self.peripherals)
-        per_dose = jnp.where(known, per_dose, 0.0)
-        return self.scale * per_dose.sum(axis=1) / v1
+        return jnp.where(known, per_dose, 0.0).sum(axis=1)
 
 
 __all__ = ["AbstractLinearModel", "central_coefficients", "eigenvalues", "geometric"]

@@ -4,7 +4,8 @@ cost cuts: the subjects in vmapped pieces of at most ``PIECE_SIZE`` subject-samp
 dose trains (``Doses.singles``: the train path costs about 4 times as much per dose).
 
 The log density is NumPyro's potential of the default ``oral1cmt`` model as ``poppk fit`` builds it,
-at NumPyro's initial point; one gradient is timed inside a compiled loop of 100 (best of 3). That loop
+at NumPyro's initial point; one gradient is timed inside a compiled loop of 100 (best of 3), each measurement in its own process
+(compilation cache off). That loop
 does not show the jump on the rich study that NUTS's own loop shows, so ``--nuts`` also times a short
 NUTS fit (1 chain, 150 + 150, seed 1) of the rich study with and without pieces: sampling seconds and
 leapfrog steps per iteration (``results/gradient_cost_nuts.csv``).
@@ -17,6 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -73,19 +78,33 @@ def nuts(path, *, pieces: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nuts", action="store_true")
+    parser.add_argument("--one", nargs=4, metavar=("KIND", "DESIGN", "PIECES", "SINGLES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    poppk.configure_jax()
+    if args.one:  # one measurement in this process: JAX keeps a traced program, whatever the switches say
+        kind, design, pieces, singles = args.one
+        poppk.configure_jax()
+        path = DESIGNS[design]
+        row = nuts(path, pieces=pieces == "1") if kind == "nuts" else cost(path, pieces=pieces == "1",
+                                                                              singles=singles == "1")
+        print(json.dumps(row))
+        return
     today = datetime.date.today().isoformat()
+
+    def measure(kind, design, pieces, singles):
+        cmd = [sys.executable, __file__, "--one", kind, design, str(int(pieces)), str(int(singles))]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             env={**os.environ, "POPPK_CACHE_DIR": "off"})
+        row = {"design": design, **json.loads(res.stdout.strip().splitlines()[-1])}
+        print(row, flush=True)
+        return row
+
     if args.nuts:
-        rich = DESIGNS["rich study (120 x 39 samples)"]
-        fits = pd.DataFrame([nuts(rich, pieces=p) for p in (False, True)]).assign(measured=today)
+        rich = "rich study (120 x 39 samples)"
+        fits = pd.DataFrame([measure("nuts", rich, p, True) for p in (False, True)]).assign(measured=today)
         fits.to_csv(HERE / "results" / "gradient_cost_nuts.csv", index=False)
         print(fits.to_string(index=False))
-    rows = []
-    for name, path in DESIGNS.items():
-        for pieces, singles in ((False, False), (True, False), (True, True)):
-            rows.append({"design": name, **cost(path, pieces=pieces, singles=singles)})
-            print(rows[-1], flush=True)
+    rows = [measure("grad", name, pieces, singles) for name in DESIGNS
+            for pieces, singles in ((False, False), (True, False), (True, True))]
     out = pd.DataFrame(rows).assign(measured=today)
     out.to_csv(HERE / "results" / "gradient_cost.csv", index=False)
     print(out.to_string(index=False))

@@ -491,11 +491,11 @@ def test_single_doses_apart_from_trains_change_nothing(name, params):
         np.testing.assert_allclose(split[2], hand, rtol=1e-10)
 
 
-@pytest.mark.parametrize("piece_size", [120, 80])  # 3 pieces traced side by side; 5, through lax.map
+@pytest.mark.parametrize("piece_size", [120, 40])  # 3 pieces traced side by side; 9, through lax.map
 def test_subjects_in_pieces_change_nothing(monkeypatch, piece_size):
-    # On a CPU the subjects go through the kernel in pieces of at most PIECE_SIZE subject-samples (the
-    # XLA CPU slowdown past 4,096 that benchmarks/gradient_cliff.py measures). Reference: one vmap over
-    # every subject (the path below the size), values and gradients.
+    # In a fit's likelihood (split=True), on a CPU, the subjects go through the kernel in pieces of at most
+    # PIECE_SIZE subject-samples (the XLA CPU slowdown past 4,096 that benchmarks/gradient_cliff.py
+    # measures). Reference: one vmap over every subject (the path below the size), values and gradients.
     from poppk.pk import _base, get_kernel
 
     data = dataset(*[frame([(0.0, 100.0, 1, 12.0, 3, 0)], TIMES, ids=i) for i in range(1, 31)])  # 30 x 12
@@ -505,7 +505,7 @@ def test_subjects_in_pieces_change_nothing(monkeypatch, piece_size):
     params = {k: v * np.exp(0.3 * rng.standard_normal(30)) for k, v in P.items()}
 
     def total(p):
-        return jnp.sum(jnp.log(_base.predict_subjects(kernel, p, doses, data.sampling)))
+        return jnp.sum(jnp.log(_base.predict_subjects(kernel, p, doses, data.sampling, split=True)))
 
     ref_value, ref_grad = jax.value_and_grad(total)(params)
     monkeypatch.setattr(_base, "PIECE_SIZE", piece_size)

@@ -558,7 +558,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i)))
         for name in kernel_params:
             numpyro.deterministic(f"{name}_i", ind[name])
-        pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities)
+        pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities, split=True)
         if record_pred:
             numpyro.deterministic("CONC", pred)
         sig = {s: numpyro.sample(s, prior[s]) for s in spec.error.sigmas}

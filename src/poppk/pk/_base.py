@@ -188,8 +188,13 @@ def input_rates(model: AbstractPKModel, params: Params, doses: Doses):
 
 
 def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, sampling: Sampling, *,
-                     forward: bool = False) -> Float[Array, "N O"]:
+                     forward: bool = False, split: bool = False) -> Float[Array, "N O"]:
     """``vmap`` of ``model.concentrations`` over subjects; scalars broadcast.
+
+    ``split=True`` (a fit's likelihood, differentiated at every leapfrog step): on a CPU the subjects go
+    through the kernel in pieces of at most :data:`PIECE_SIZE` subject-samples (see
+    :func:`_all_subjects`); the values are the same, the reverse pass cheaper past that size, the
+    compilation longer. Not with ``forward=True``.
 
     ``forward=True``: the same values, but a reverse-mode derivative (``jax.grad``) of them is computed
     from *forward sensitivities* -- the derivatives of every prediction with respect to each parameter,
@@ -205,7 +210,9 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     params = model.complete(params)
     n = sampling.time.shape[0]
     params = {k: jnp.broadcast_to(jnp.asarray(v, dtype=float), (n,)) for k, v in params.items()}
-    return (_forward_sensitivities if forward else _all_subjects)(model, params, doses, sampling)
+    if forward:
+        return _forward_sensitivities(model, params, doses, sampling)
+    return (_in_pieces if split else _all_subjects)(model, params, doses, sampling)
 
 
 def concentrations(model: AbstractPKModel, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, "N O"]:
@@ -231,29 +238,33 @@ def concentrations(model: AbstractPKModel, params: Params, doses: Doses, samplin
     return _predict_jit(model, params, model.prepare(doses, sampling), sampling)
 
 
-#: Subjects x samples per vmapped piece of :func:`_all_subjects` on a CPU. Past 4,096 the reverse pass of
+#: Subjects x samples per vmapped piece of :func:`_in_pieces` on a CPU. Past 4,096 the reverse pass of
 #: one vmapped call of a one-train closed form jumps about 8x on XLA's CPU backend (a compiler decision,
 #: not the work: 0.27 ms at 105 x 39, 1.66 ms at 106 x 39; ``benchmarks/gradient_cliff.py``).
 PIECE_SIZE = 4096
-#: Up to this many pieces are traced one after another (compilation grows faster than their number:
-#: 2 pieces 3.8 s, 3 pieces 8.1 s, 10 pieces 81 s on the rich study); more go through ``lax.map``.
-STATIC_PIECES = 3
+#: Up to this many pieces are traced side by side; more go through ``lax.map``, a loop whose pieces cost
+#: about 3 times as much. Compilation grows faster than the number of pieces (one gradient: the rich
+#: study in 2 pieces 3.8 s, 3 pieces 8.1 s, 8 copies of it in 10 pieces 81 s; 42 copies of the bundled
+#: trial in 7 pieces 13 s, 1.7 ms a gradient against 4.3 ms through ``lax.map``).
+STATIC_PIECES = 8
 
 
 def _all_subjects(model, params, doses, sampling):
-    """Every subject's predictions ``(N, O)``: one ``vmap`` of ``model.concentrations``, in pieces of
-    at most :data:`PIECE_SIZE` subject-samples on a CPU -- a few traced side by side, beyond
-    :data:`STATIC_PIECES` a ``lax.map`` (a loop) over pieces, each recomputed in the reverse pass
-    (``jax.checkpoint``) rather than stored. The values are the same either way."""
-    run = jax.vmap(model.concentrations)
+    return jax.vmap(model.concentrations)(params, doses, sampling)
+
+
+def _in_pieces(model, params, doses, sampling):
+    """:func:`_all_subjects` in pieces of at most :data:`PIECE_SIZE` subject-samples on a CPU: up to
+    :data:`STATIC_PIECES` traced side by side, beyond that a ``lax.map`` (a loop) over pieces, each
+    recomputed in the reverse pass (``jax.checkpoint``) rather than stored. The values are the same."""
     n, o = sampling.time.shape
     pieces = -(-n * o // PIECE_SIZE)
     if pieces <= 1 or jax.default_backend() != "cpu":
-        return run(params, doses, sampling)
+        return _all_subjects(model, params, doses, sampling)
     args = (params, doses, sampling)
     if pieces <= STATIC_PIECES:
         bounds = [round(n * k / pieces) for k in range(pieces + 1)]
-        return jnp.concatenate([run(*jax.tree_util.tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], args))
+        return jnp.concatenate([_all_subjects(model, *jax.tree_util.tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], args))
                                 for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)], axis=0)
     one = jax.checkpoint(lambda a: model.concentrations(*a))
     return jax.lax.map(one, args, batch_size=max(1, PIECE_SIZE // o))
@@ -283,5 +294,5 @@ _forward_sensitivities.defvjp(_forward_sensitivities_fwd, _forward_sensitivities
 #: :func:`predict_subjects` compiled: running a model eagerly (NumPyro's initialisation, ArviZ's
 #: conversion) then compiles the dosing engine once instead of dispatching its scans op by op; inside
 #: an outer jit it is inlined.
-predict_jit = jax.jit(predict_subjects, static_argnames="forward")
+predict_jit = jax.jit(predict_subjects, static_argnames=("forward", "split"))
 _predict_jit = predict_jit

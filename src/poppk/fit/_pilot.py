@@ -19,11 +19,9 @@ is what pharmacometricians read as eta-shrinkage, so ``auto`` estimates it befor
    sense of ``1 - SD(individual estimates) / omega`` that ``Fit.diagnostics`` reports after the fit,
    is ``1 - sqrt(1 - mean_i s_ip)``.
 
-Until 2026-12-04 step 3 took each parameter's own curvature alone (``s_ip = 1 / (1 + omega_p^2
-I_i,pp)``), which on a routine-monitoring design (130 patients, 1 to 10 samples) expected 0.05
-shrinkage of V where the fit showed 0.54, and sampled it centred into a funnel; the block gives
-0.19 there, and 0.10 / 0.08 / 0.03 for V on theophylline, the bundled trial and a rich study whose
-Laplace fits show 0.12 / 0.11 / 0.03.
+Taking each parameter's own curvature alone (``s_ip = 1 / (1 + omega_p^2 I_i,pp)``, the rule before
+the block) overstates what trough data say about V; the validation page compares both rules with the
+shrinkage the fits show.
 
 A parameter is sampled centred when its expected eta-shrinkage is below ``CENTRED_SHRINKAGE``.
 
@@ -57,11 +55,8 @@ from ._init import initial_params
 from ._warmstart import find_mode
 
 #: Expected eta-shrinkage below which ``auto`` samples an IIV parameter centred: 0.15, where about
-#: 28% of each subject's posterior precision comes from the population. Calibrated on four designs
-#: (2026-12-04; expected by the pilot / the Laplace fit's EBE shrinkage): theophylline V 0.10 / 0.12
-#: and the bundled trial V 0.08 / 0.11, both sampled faster centred; the routine-monitoring design's
-#: V 0.19 / 0.54, whose centred V (the previous pilot's choice) did not converge in the default fit
-#: (omega_V R-hat 1.05, E-BFMI 0.12).
+#: 28% of each subject's posterior precision comes from the population (its calibration: the
+#: validation page, "Centring pilot").
 CENTRED_SHRINKAGE = 0.15
 #: Fitted observations per subject and random effect below which the pilot is not run (all non-centred).
 MIN_OBS_PER_EFFECT = 2

@@ -193,7 +193,7 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
 
     ``split=True`` (a fit's likelihood, differentiated at every leapfrog step): on a CPU the subjects go
     through the kernel in pieces of at most :data:`PIECE_SIZE` subject-samples (see
-    :func:`_all_subjects`); the values are the same, the reverse pass cheaper past that size, the
+    :func:`_in_pieces`); the values are the same, the reverse pass cheaper past that size, the
     compilation longer. Not with ``forward=True``.
 
     ``forward=True``: the same values, but a reverse-mode derivative (``jax.grad``) of them is computed
@@ -238,14 +238,12 @@ def concentrations(model: AbstractPKModel, params: Params, doses: Doses, samplin
     return _predict_jit(model, params, model.prepare(doses, sampling), sampling)
 
 
-#: Subjects x samples per vmapped piece of :func:`_in_pieces` on a CPU. Past 4,096 the reverse pass of
-#: one vmapped call of a one-train closed form jumps about 8x on XLA's CPU backend (a compiler decision,
-#: not the work: 0.27 ms at 105 x 39, 1.66 ms at 106 x 39; ``benchmarks/gradient_cliff.py``).
+#: Subjects x samples per vmapped piece of :func:`_in_pieces` on a CPU: past it the reverse pass of one
+#: vmapped closed form is compiled about 8x slower by XLA's CPU backend (the benchmarks page, "Profile:
+#: the rich study's gradient", and ``benchmarks/gradient_cliff.py``).
 PIECE_SIZE = 4096
 #: Up to this many pieces are traced side by side; more go through ``lax.map``, a loop whose pieces cost
-#: about 3 times as much. Compilation grows faster than the number of pieces (one gradient: the rich
-#: study in 2 pieces 3.8 s, 3 pieces 8.1 s, 8 copies of it in 10 pieces 81 s; 42 copies of the bundled
-#: trial in 7 pieces 13 s, 1.7 ms a gradient against 4.3 ms through ``lax.map``).
+#: more each, because compilation grows faster than the number of pieces traced (same page).
 STATIC_PIECES = 8
 
 

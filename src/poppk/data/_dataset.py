@@ -52,6 +52,9 @@ class PKDataset(eqx.Module):
     covariates : (N, C) float
         Baseline value of every covariate (first non-missing value); for a text column, the index of the
         value in its levels (:meth:`covariate_values` gives the text).
+    obs_covariates, dose_covariates : (N, O, C), (N, D, C) float
+        Every covariate on each record as read (NaN where missing, text as level indices): covariates
+        that change within a subject (:attr:`varying_covariates`, :meth:`covariate_history`).
     ids : tuple
         Subject IDs in file order.
     covariate_names : tuple of str
@@ -78,6 +81,8 @@ class PKDataset(eqx.Module):
     dose_ss: Int[Array, "N D"]
     obs_cmt: Int[Array, "N O"]
     covariates: Float[Array, "N C"]
+    obs_covariates: Float[Array, "N O C"]
+    dose_covariates: Float[Array, "N D C"]
     ids: tuple = eqx.field(static=True)
     covariate_names: tuple = eqx.field(static=True)
     dose_unit: str = eqx.field(static=True, default="mg")
@@ -100,10 +105,7 @@ class PKDataset(eqx.Module):
     def covariate(self, name: str) -> Float[Array, " N"]:
         """Baseline values of covariate ``name`` (case-insensitive), shape ``(N,)``; a text column's
         level indices (see :meth:`covariate_values`)."""
-        for i, cov in enumerate(self.covariate_names):
-            if cov.upper() == name.upper():
-                return self.covariates[:, i]
-        raise DatasetError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
+        return self.covariates[:, self._column(name)]
 
     def levels(self, name: str) -> tuple[str, ...] | None:
         """The levels of text covariate ``name`` (sorted), or None for a numeric one."""
@@ -120,11 +122,98 @@ class PKDataset(eqx.Module):
         >>> data.covariate_values("SEX").tolist(), data.levels("SEX")
         (['F', 'M'], ('F', 'M'))
         """
-        values = np.asarray(self.covariate(name), dtype=float)
+        return self._as_read(name, np.asarray(self.covariate(name), dtype=float))
+
+    def _column(self, name: str) -> int:
+        for i, cov in enumerate(self.covariate_names):
+            if cov.upper() == name.upper():
+                return i
+        raise DatasetError(f"no covariate {name!r}; the data have {', '.join(self.covariate_names) or 'none'}")
+
+    def _as_read(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Stored values of covariate ``name`` (any shape) as read: text for a text column."""
         levels = self.levels(name)
         if levels is None:
             return values
-        return np.asarray([None if np.isnan(v) else levels[int(v)] for v in values], dtype=object)
+        return np.vectorize(lambda v: None if np.isnan(v) else levels[int(v)], otypes=[object])(values)
+
+    @property
+    def varying_covariates(self) -> tuple[str, ...]:
+        """The covariates whose (non-missing) value changes within at least one subject."""
+        out = []
+        for j, name in enumerate(self.covariate_names):
+            both = np.concatenate([np.asarray(self.obs_covariates)[..., j], np.asarray(self.dose_covariates)[..., j]], axis=1)
+            lo, hi = np.nanmin(np.where(np.isnan(both), np.inf, both), axis=1), np.nanmax(np.where(np.isnan(both), -np.inf, both), axis=1)
+            if (np.isfinite(lo) & (hi > lo)).any():
+                out.append(name)
+        return tuple(out)
+
+    def covariate_history(self, names, interpolation: str = "locf") -> tuple[Sampling, dict[str, np.ndarray]]:
+        """Piecewise-constant values of covariates ``names`` within each subject: the times they change
+        and their values in each segment.
+
+        Returns ``(changes, values)``: ``changes`` a :class:`~poppk.pk.Sampling` ``(N, K)`` of the times
+        at which any of them changes (epoch -1 for padding), for a kernel's ``prepare``; ``values``
+        ``{name: (N, K + 1)}`` as read (text as text), segment 0 before the first change (the baseline,
+        :meth:`covariate_values`), padding segments repeating the last.
+
+        ``interpolation``: ``"locf"``, a record's value acts from its time until the next change (missing
+        values carry the last one forward); ``"nocb"``, over the interval that ends at the record
+        (NONMEM's advance from one record to the next). Before a subject's first value, it acts.
+        Records at the same time: the last one's value acts from that time (``locf``).
+
+        >>> import pandas as pd, poppk
+        >>> frame = pd.DataFrame({"ID": [1, 1, 1, 1], "TIME": [0, 2, 4, 6], "AMT": [100, 0, 0, 0],
+        ...                       "DV": [".", 2.0, 1.5, 1.0], "EVID": [1, 0, 0, 0], "CRCL": [90, 90, 45, 45]})
+        >>> data = poppk.data.from_frame(frame, warn=False)
+        >>> changes, values = data.covariate_history(["CRCL"])
+        >>> changes.time.tolist(), values["CRCL"].tolist()
+        ([[4.0]], [[90.0, 45.0]])
+        >>> data.covariate_history(["CRCL"], "nocb")[0].time.tolist()  # 45 acts from the record before it
+        [[2.0]]
+        """
+        if interpolation not in ("locf", "nocb"):
+            raise ValueError(f"interpolation must be 'locf' or 'nocb', got {interpolation!r}")
+        cols = [self._column(n) for n in names]
+        present, dmask = np.asarray(self.present), np.asarray(self.dose_row) >= 0
+        n = self.n_subjects
+        rows = []
+        for i in range(n):
+            o, d = present[i], dmask[i]
+            row = np.concatenate([np.asarray(self.row[i])[o], np.asarray(self.dose_row[i])[d]])
+            time = np.concatenate([np.asarray(self.sampling.time[i])[o], np.asarray(self.doses.time[i])[d]])
+            epoch = np.concatenate([np.asarray(self.sampling.epoch[i])[o], np.asarray(self.doses.epoch[i])[d]])
+            vals = np.concatenate([np.asarray(self.obs_covariates[i])[o][:, cols],
+                                   np.asarray(self.dose_covariates[i])[d][:, cols]])
+            by_row = np.argsort(row, kind="stable")
+            row, time, epoch, vals = row[by_row], time[by_row], epoch[by_row], vals[by_row]
+            vals = pd.DataFrame(vals).ffill().bfill().to_numpy()  # carried forward; the first value before it
+            if vals.shape[0] == 0:
+                rows.append(([], [], [], np.full((1, len(cols)), np.nan)))
+                continue
+            differs = np.zeros(len(row), bool)
+            same = (vals[1:] == vals[:-1]) | (np.isnan(vals[1:]) & np.isnan(vals[:-1]))
+            differs[1:] = ~same.all(axis=1)
+            at = np.flatnonzero(differs)
+            if interpolation == "nocb":
+                start = at - 1  # the value of record j acts from the record before it
+            else:
+                start = at
+            seg_time, seg_order, seg_epoch = time[start], row[start] - 0.5, epoch[start]
+            seg_vals = np.concatenate([vals[:1], vals[at]]) if at.size else vals[:1]
+            keep = np.ones(at.size, bool)  # several changes at one time: the last one acts from it
+            keep[:-1] = seg_time[1:] > seg_time[:-1]
+            seg_vals = np.concatenate([seg_vals[:1], seg_vals[1:][keep]])
+            rows.append((seg_time[keep], seg_order[keep], seg_epoch[keep], seg_vals))
+        k = max([len(r[0]) for r in rows] + [1])
+        time, order, epoch = np.zeros((n, k)), np.zeros((n, k)), np.full((n, k), -1, dtype=np.int64)
+        values = np.zeros((n, k + 1, len(cols)))
+        for i, (t, o, e, v) in enumerate(rows):
+            time[i, : len(t)], order[i, : len(t)], epoch[i, : len(t)] = t, o, e
+            values[i, : len(v)] = v
+            values[i, len(v):] = v[-1]
+        out = {name: self._as_read(self.covariate_names[c], values[..., j]) for j, (name, c) in enumerate(zip(names, cols))}
+        return Sampling(time=time, order=order, epoch=epoch), out
 
     def covariate_frame(self) -> pd.DataFrame:
         """One row per subject (``ID`` then each covariate's baseline value as read, text as text)."""
@@ -158,10 +247,10 @@ class PKDataset(eqx.Module):
     def to_frame(self) -> pd.DataFrame:
         """The records as a NONMEM-style DataFrame, in their original order.
 
-        Standard columns are written as read; each covariate column holds the subject's baseline value.
+        Standard columns and covariates are written as read, record by record (text as text).
         """
         parts = []
-        cov = self.covariate_frame()
+        obs_cov, dose_cov = np.asarray(self.obs_covariates), np.asarray(self.dose_covariates)
         d = {k: np.asarray(getattr(self.doses, k)) for k in ("time", "amt", "rate", "cmt", "ii", "addl", "mask")}
         for i, sid in enumerate(self.ids):
             m = np.asarray(self.present[i])
@@ -179,10 +268,10 @@ class PKDataset(eqx.Module):
                 "II": d["ii"][i][dm], "ADDL": d["addl"][i][dm], "SS": np.asarray(self.dose_ss[i])[dm],
                 "BLQ": 0, "LLOQ": np.nan, "_row": np.asarray(self.dose_row[i])[dm],
             })
-            both = pd.concat([obs, dose], ignore_index=True)
-            for name in self.covariate_names:
-                both[name] = cov[name].iloc[i]
-            parts.append(both)
+            for j, name in enumerate(self.covariate_names):
+                obs[name] = self._as_read(name, obs_cov[i][m][:, j])
+                dose[name] = self._as_read(name, dose_cov[i][dm][:, j])
+            parts.append(pd.concat([obs, dose], ignore_index=True))
         frame = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
         return frame.drop(columns="_row").reset_index(drop=True)
 
@@ -212,6 +301,8 @@ def _subject_arrays(records: pd.DataFrame, covariate_names: list[str]):
         "evid": np.ones((n, n_dose), np.int64),
     }
     cov = np.full((n, len(covariate_names)), np.nan)
+    obs["cov"] = np.full((n, n_obs, len(covariate_names)), np.nan)
+    dose["cov"] = np.full((n, n_dose, len(covariate_names)), np.nan)
     ids = []
     for i, (sid, g) in enumerate(groups):
         ids.append(sid.item() if hasattr(sid, "item") else sid)
@@ -249,6 +340,7 @@ def _subject_arrays(records: pd.DataFrame, covariate_names: list[str]):
         dose["evid"][i, :kd] = dd["EVID"]
         for j, name in enumerate(covariate_names):
             vals = g[name].to_numpy(dtype=float)
+            obs["cov"][i, :k, j], dose["cov"][i, :kd, j] = vals[~dmask], vals[dmask]
             ok = vals[~np.isnan(vals)]
             if ok.size:
                 cov[i, j] = ok[0]
@@ -303,8 +395,9 @@ def from_frame(
     for name in covariate_names:
         varies = records.groupby("ID", sort=False)[name].nunique(dropna=True)
         if (varies > 1).any():
-            notes.append(f"covariate {name} changes within subject(s) {list(varies[varies > 1].index)[:5]}; "
-                         "models use the baseline (first) value")
+            notes.append(f"covariate {name} changes within {int((varies > 1).sum())} subject(s) "
+                         f"(IDs {list(varies[varies > 1].index)[:5]}): covariate effects on it act from each record "
+                         "on (last observation carried forward) unless the model says otherwise (interpolation)")
     if warn:
         for note in notes:
             _warnings.warn(note, DatasetWarning, stacklevel=2)
@@ -318,7 +411,7 @@ def from_frame(
         dv=j(obs["dv"]), fit_mask=j(obs["fit"]), blq=j(obs["blq"]), lloq=j(obs["lloq"]),
         present=j(obs["present"]), row=j(obs["row"]), evid=j(obs["evid"]), mdv=j(obs["mdv"]),
         dose_row=j(dose["row"]), dose_evid=j(dose["evid"]), dose_ss=j(dose["ss_mode"]), obs_cmt=j(obs["cmt"]),
-        covariates=j(cov),
+        covariates=j(cov), obs_covariates=j(obs["cov"]), dose_covariates=j(dose["cov"]),
         ids=tuple(ids), covariate_names=tuple(covariate_names), dose_unit=dose_unit, conc_unit=conc_unit,
         covariate_levels=tuple(levels),
     )

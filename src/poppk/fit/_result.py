@@ -236,23 +236,53 @@ class Fit:
         return {k: v[idx] for k, v in draws.items()}
 
     def individual_draws(self, n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-        """Individual parameter draws ``{name: (S, N)}`` (``n`` draws at random if given)."""
+        """Individual parameter draws ``{name: (S, N)}`` (``n`` draws at random if given); where covariates
+        change within subjects, at each subject's baseline (:meth:`segment_draws` has every segment)."""
         out = {p: self.draws(f"{p}_i") for p in self.info["kernel_params"]}
-        total = next(iter(out.values())).shape[0]
-        if n is not None and n < total:
-            idx = np.random.default_rng(seed).choice(total, n, replace=False)
-            out = {k: v[idx] for k, v in out.items()}
-        return out
+        idx = self._draw_index(n, seed)
+        return out if idx is None else {k: v[idx] for k, v in out.items()}
+
+    def _draw_index(self, n, seed):
+        total = self.n_draws
+        return np.random.default_rng(seed).choice(total, n, replace=False) if n is not None and n < total else None
+
+    def segment_draws(self, n: int | None = None, seed: int = 0):
+        """Where covariates change within subjects (:func:`poppk.model.time_varying`), each subject's
+        parameters in each segment ``{name: (S, N, K)}`` and the change times (a
+        :class:`~poppk.pk.Sampling` ``(N, K - 1)``), from the posterior draws of the population
+        parameters and random effects, the same draws as :meth:`individual_draws` for the same ``n`` and
+        ``seed``; ``None`` where none change."""
+        from ..model import covariate_coding, covariate_inputs, segment_parameters
+
+        key = "segment_inputs"
+        if key not in self._cache:
+            coding = covariate_coding(self.spec, self.data)
+            amt, dmask = np.asarray(self.data.doses.amt), np.asarray(self.data.doses.mask)
+            first = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
+            self._cache[key] = (coding, *covariate_inputs(self.spec, coding, self.data, first_dose=first))
+        coding, inputs, changes = self._cache[key]
+        if changes is None:
+            return None
+        idx = self._draw_index(n, seed)
+        pick = (lambda v: v) if idx is None else (lambda v: v[idx])
+        pop = {k: pick(v) for k, v in self.population_draws().items()}
+        n_iiv = len(self.spec.iiv.parameters)
+        eta = pick(self.draws("eta")) if n_iiv else np.zeros((len(next(iter(pop.values()))), self.data.n_subjects, 0))
+        run = jax.jit(jax.vmap(lambda values, e: segment_parameters(self.spec, coding.levels, values, inputs, e,
+                                                                    self.info["kernel_params"])))
+        return {k: np.asarray(v) for k, v in run(pop, eta).items()}, changes
 
     def concentration_draws(self, doses, sampling, *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
         """Noise-free concentrations of each fitted subject for ``n_draws`` posterior draws, (S, N, O).
 
         ``doses`` and ``sampling`` are event arrays for the fitted subjects, in their order (a
-        dataset's ``doses``/``sampling``, or any sampling grid); units are the fitted data's.
+        dataset's ``doses``/``sampling``, or any sampling grid); units are the fitted data's. Covariates
+        that change within subjects act as in the fit (:meth:`segment_draws`).
         """
         kernel = self.spec.make_kernel(self.data.dose_unit, self.data.conc_unit)
-        params = self.individual_draws(n_draws, seed)
-        run = jax.jit(jax.vmap(lambda p: concentrations(kernel, p, doses, sampling)))  # prepared once, when traced
+        segments = self.segment_draws(n_draws, seed)
+        params, changes = segments if segments is not None else (self.individual_draws(n_draws, seed), None)
+        run = jax.jit(jax.vmap(lambda p: concentrations(kernel, p, doses, sampling, changes)))  # prepared once, when traced
         return np.concatenate([np.asarray(run({k: v[i:i + CHUNK] for k, v in params.items()}))
                                for i in range(0, len(next(iter(params.values()))), CHUNK)])
 

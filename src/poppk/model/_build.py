@@ -68,6 +68,8 @@ class BuiltModel:
     censored_at: tuple[int, ...] = ()  # the censored (M3) records, flat indices into (N, O)
     priors: dict = field(default_factory=dict)  # site -> numpyro Distribution (:func:`priors`)
     coding: CovariateCoding = field(default_factory=lambda: CovariateCoding())
+    #: Where time-varying covariates change (:func:`covariate_inputs`), or None.
+    changes: Any = None
 
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
@@ -301,6 +303,59 @@ def individual_parameters(spec: ModelSpec, levels: dict[str, tuple], values: dic
     return {k: jnp.exp(log_ind[k]) for k in (names or list(log_ind))}
 
 
+def segment_parameters(spec: ModelSpec, levels: dict[str, tuple], values: dict, covariates: dict, eta,
+                       names=None) -> dict:
+    """:func:`individual_parameters` where covariates change within subjects: ``covariates`` ``{effect:
+    (n, K)}``, one input per segment (:func:`covariate_inputs`); the result ``{name: (n, K)}``, each
+    subject's random effects the same in every segment. Traceable.
+    """
+    n, k = jnp.shape(next(iter(covariates.values())))
+    flat = {c: jnp.reshape(v, (-1,)) for c, v in covariates.items()}
+    ind = individual_parameters(spec, levels, values, flat, jnp.repeat(jnp.asarray(eta), k, axis=0), n * k, names)
+    return {p: jnp.reshape(v, (n, k)) for p, v in ind.items()}
+
+
+def time_varying(spec: ModelSpec, data) -> tuple[str, ...]:
+    """The covariates that act in time in ``spec`` on ``data``: those of effects with ``interpolation``
+    other than ``baseline`` whose value changes within a subject."""
+    varying = {name.upper() for name in data.varying_covariates}
+    return tuple(dict.fromkeys(c.covariate for c in spec.covariates
+                               if c.interpolation != "baseline" and c.covariate.upper() in varying))
+
+
+def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_dose=None, who=None):
+    """Every covariate effect's input on ``data`` and where the inputs change: ``(inputs, changes)``.
+
+    Without time-varying covariates (:func:`time_varying`), ``inputs`` is :meth:`CovariateCoding.encode`'s
+    ``{effect: (N,)}`` and ``changes`` None. With them, ``changes`` is the :class:`~poppk.pk.Sampling`
+    ``(N, K)`` of the times they change (:meth:`~poppk.data.PKDataset.covariate_history`, by the
+    spec's interpolation) and ``inputs`` ``{effect: (N, K + 1)}``, one per segment (baseline effects the
+    same in all), for :func:`segment_parameters`. Raises as :meth:`CovariateCoding.encode`.
+    """
+    n = data.n_subjects
+    names = time_varying(spec, data)
+    if not names:
+        return coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who), None
+    mode = next(c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline")
+    changes, history = data.covariate_history(names, mode)
+    k = changes.time.shape[1] + 1
+    moving = {c.name for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"}
+
+    def column(name):
+        if name in history and any(c.covariate == name and c.name in moving for c in spec.covariates):
+            return history[name].reshape(-1)
+        return np.repeat(data.covariate_values(name), k)
+
+    per_segment = coding.encode(spec, column, n * k, first_dose=None if first_dose is None else np.repeat(first_dose, k),
+                                who=None if who is None else (lambda idx: who(np.unique(np.asarray(idx) // k))))
+    base = coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who)
+    out = {}
+    for c in spec.covariates:
+        seg = per_segment[c.name].reshape(n, k)
+        out[c.name] = seg if c.name in moving else np.repeat(base[c.name][:, None], k, axis=1)
+    return out, changes
+
+
 def iiv_cholesky(spec: ModelSpec, values: dict):
     """The Cholesky factor of the IIV covariance, ``(..., k, k)``, from omegas (and ``L_corr`` for a
     block): random effects are ``eta = L z`` with ``z`` standard normal."""
@@ -492,7 +547,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     amt, dmask = np.asarray(data.doses.amt), np.asarray(data.doses.mask)
     first_dose = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
     who = _who(data)
-    cov_values = coding.encode(spec, data.covariate_values, data.n_subjects, first_dose=first_dose, who=who)
+    cov_values, changes = covariate_inputs(spec, coding, data, first_dose=first_dose, who=who)
     _note_imputations(spec, coding, data, who)
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
@@ -524,7 +579,11 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         for c in spec.covariates:
             for name in effect_names(c, levels):
                 effects[name] = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(name, prior[name])
-        mu = log_typical(spec, levels, {**theta, **effects}, covariates, n_subjects)
+        if changes is not None:  # per segment (n, K); the baseline's typical values locate the centred effects
+            mu_k = segment_parameters(spec, levels, {**theta, **effects}, covariates, jnp.zeros((n_subjects, n_iiv)))
+            mu = {p: jnp.log(v[:, 0]) for p, v in mu_k.items()}
+        else:
+            mu = log_typical(spec, levels, {**theta, **effects}, covariates, n_subjects)
         if n_iiv:
             omega = jnp.stack([numpyro.sample(f"omega_{p}", prior[f"omega_{p}"]) for p in iiv])
             loc = jnp.stack([mu[p] for p in iiv], axis=-1)
@@ -550,14 +609,18 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             numpyro.deterministic("eta", eta)
         else:
             eta = jnp.zeros((n_subjects, 0))
-        ind = individual_parameters(spec, levels, {**theta, **effects}, covariates, eta, n_subjects, kernel_params)
+        if changes is not None:  # (N, K): one value per segment
+            ind = segment_parameters(spec, levels, {**theta, **effects}, covariates, eta, kernel_params)
+        else:
+            ind = individual_parameters(spec, levels, {**theta, **effects}, covariates, eta, n_subjects, kernel_params)
         if wall is not None and wall in iiv:
             # ... and each subject's too (with IIV on KA a subject can flip on its own).
             k_i = kernel.elimination_rate(ind)
+            wall_i = jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i))
             # one term per subject (N,): the Laplace fit compares subjects' modes one by one
-            numpyro.factor("no_flip_flop_i", jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i)))
-        for name in kernel_params:
-            numpyro.deterministic(f"{name}_i", ind[name])
+            numpyro.factor("no_flip_flop_i", wall_i.sum(axis=1) if changes is not None else wall_i)
+        for name in kernel_params:  # at baseline where covariates change in time
+            numpyro.deterministic(f"{name}_i", ind[name][:, 0] if changes is not None else ind[name])
         pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities, split=True)
         if record_pred:
             numpyro.deterministic("CONC", pred)
@@ -567,7 +630,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             numpyro.sample("DV", residual, obs=obs)
 
     kwargs = dict(
-        doses=kernel.prepare(data.doses, data.sampling), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
+        doses=kernel.prepare(data.doses, data.sampling, changes), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
         mask=jnp.asarray(mask), censored=jnp.asarray(censored),
         lloq=jnp.asarray(np.nan_to_num(np.asarray(data.lloq), nan=1.0)),
         covariates={k: jnp.asarray(v, dtype=float) for k, v in cov_values.items()},
@@ -586,7 +649,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding)
+                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding, changes)
 
 
 def _note_imputations(spec: ModelSpec, coding: CovariateCoding, data, who) -> None:

@@ -28,6 +28,9 @@ Format (see ``models/*.toml`` for commented examples)::
                                         # else the most frequent), text levels as text ("female")
     effect = { mean = 0.75, sd = 0.25 } # Normal prior, or fixed = 0.75 (allometry)
     missing = "error"                   # or impute: "median", "mode", "reference" or a number
+    interpolation = "locf"              # a covariate that changes within a subject: locf (from its
+                                        # record on), nocb (NONMEM's: over the interval up to it) or
+                                        # baseline (its first value throughout)
     name = "CL_WT"                      # optional site name (default PARAMETER_COVARIATE)
 
     [error]
@@ -61,6 +64,8 @@ COVARIATE_KINDS = ("power", "linear", "exponential", "categorical", "dose")
 THRESHOLD_OPS = {"<=": "le", ">=": "ge", "==": "eq", "!=": "ne", "<": "lt", ">": "gt"}
 #: How a missing covariate value may be filled, besides a number (``missing = ...``).
 IMPUTATIONS = ("error", "median", "mode", "reference")
+#: How a covariate that changes within a subject acts (``interpolation = ...``), see :class:`Covariate`.
+INTERPOLATIONS = ("locf", "nocb", "baseline")
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -93,6 +98,13 @@ class Covariate:
 
     ``missing``: ``"error"`` (a missing value stops the fit, naming its rows), or the value a subject
     without one takes: ``"median"`` / ``"mode"`` of the fitted subjects, ``"reference"``, or a number.
+
+    ``interpolation``, for a covariate whose value changes within a subject (on its records):
+    ``"locf"`` (the default) -- each record's value acts from that record's time until the next change,
+    last observation carried forward, missing values carried over; ``"nocb"`` -- each record's value
+    acts over the interval that ends at it (NONMEM's ADVAN routines advance the system from one record
+    to the next with the later record's values); ``"baseline"`` -- the subject's first value throughout.
+    Before a subject's first recorded value, that value acts.
     """
 
     parameter: str
@@ -105,6 +117,7 @@ class Covariate:
     threshold: tuple[str, float] | None = None
     missing: str | float = "error"
     label: str | None = None
+    interpolation: str = "locf"
 
     @property
     def name(self) -> str:
@@ -253,7 +266,7 @@ def _check_unit(source, key, unit):
 
 
 _THRESHOLD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
-_COVARIATE_KEYS = {"parameter", "covariate", "kind", "reference", "effect", "fixed", "missing", "name"}
+_COVARIATE_KEYS = {"parameter", "covariate", "kind", "reference", "effect", "fixed", "missing", "name", "interpolation"}
 
 
 def _covariate(source, key, c, names, kernel, known) -> Covariate:
@@ -311,6 +324,9 @@ def _covariate(source, key, c, names, kernel, known) -> Covariate:
         raise _err(source, key + ".missing", "a category has no median; use 'mode', 'reference' or a level")
     if missing == "mode" and kind != "categorical":
         raise _err(source, key + ".missing", "'mode' is for categorical covariates; use 'median' or a number")
+    interpolation = c.get("interpolation", "locf")
+    if interpolation not in INTERPOLATIONS:
+        raise _err(source, key + ".interpolation", f"must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     label = c.get("name")
     if label is not None and not (isinstance(label, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label)):
         raise _err(source, key + ".name", f"must be a name of letters, digits and _, got {label!r}")
@@ -318,7 +334,8 @@ def _covariate(source, key, c, names, kernel, known) -> Covariate:
                      _number(source, key + ".effect.mean", effect.get("mean", 0.0)) if isinstance(effect, dict) else 0.0,
                      _positive(source, key + ".effect.sd", effect.get("sd", 1.0)) if isinstance(effect, dict) else 1.0,
                      None if fixed is None else _number(source, key + ".fixed", fixed),
-                     threshold, float(missing) if isinstance(missing, (int, float)) else missing, label)
+                     threshold, float(missing) if isinstance(missing, (int, float)) else missing, label,
+                     "baseline" if kind == "dose" else interpolation)
 
 
 def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None = None) -> ModelSpec:
@@ -423,6 +440,11 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
             raise _err(source, f"covariates[{i}]", f"repeats effect {c.name} (covariates[{seen[c.name]}]); "
                                                    "give one of them a different name = ...")
         seen[c.name] = i
+    modes = {c.interpolation for c in covs} - {"baseline"}
+    if len(modes) > 1:
+        i = next(i for i, c in enumerate(covs) if c.interpolation == "nocb")
+        raise _err(source, f"covariates[{i}].interpolation", "one model interpolates its time-varying covariates one "
+                                                              "way: every effect locf, or every effect nocb (or baseline)")
 
     err_raw = raw.get("error", {})
     emodel = err_raw.get("model", "proportional")

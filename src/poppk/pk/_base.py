@@ -66,11 +66,18 @@ class AbstractPKModel(eqx.Module):
         ``absorption_rate`` must define this (fits refuse it otherwise)."""
         return None
 
-    def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Any:
+    def prepare(self, doses: Doses, sampling: Sampling | None = None, changes: Sampling | None = None) -> Any:
         """Dose records (N, D) -> what :meth:`concentrations` consumes (outside jit).
 
-        ``sampling`` lets a kernel choose a faster path the data allow.
+        ``sampling`` lets a kernel choose a faster path the data allow. ``changes`` (N, K): the times at
+        which parameters change within a subject (time-varying covariates; padding has epoch -1); with
+        any, :meth:`concentrations` takes each parameter as ``(K + 1,)`` per subject, one value per
+        segment (the engine of :mod:`poppk.pk._ode`). A kernel that cannot take changing parameters
+        raises :class:`~poppk.errors.ModelSpecError` here.
         """
+        if changes is not None and bool((np.asarray(changes.epoch) >= 0).any()):
+            raise ModelSpecError(f"{kernel_name(type(self))} cannot take parameters that change within a subject "
+                                 "(time-varying covariates)")
         return doses
 
     @abc.abstractmethod
@@ -209,18 +216,22 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     """
     params = model.complete(params)
     n = sampling.time.shape[0]
-    params = {k: jnp.broadcast_to(jnp.asarray(v, dtype=float), (n,)) for k, v in params.items()}
+    # scalars broadcast to (n,); (n,) and, for parameters that change within subjects, (n, K) stay
+    params = {k: jnp.broadcast_to(v, (n,)) if v.ndim == 0 else v
+              for k, v in ((k, jnp.asarray(v, dtype=float)) for k, v in params.items())}
     if forward:
         return _forward_sensitivities(model, params, doses, sampling)
     return (_in_pieces if split else _all_subjects)(model, params, doses, sampling)
 
 
-def concentrations(model: AbstractPKModel, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, "N O"]:
+def concentrations(model: AbstractPKModel, params: Params, doses: Doses, sampling: Sampling,
+                   changes: Sampling | None = None) -> Float[Array, "N O"]:
     """Prepare ``doses`` for ``model`` (outside jit) and predict every subject: the one call that
     :func:`predict`, fits' predictions, simulations and dose individualisation share.
 
-    ``params`` as for :func:`predict_subjects` (name -> scalar or ``(N,)``); the result is in the
-    observation unit, shape ``(N, O)``. Call it outside ``jit`` (``prepare`` works in numpy); inside
+    ``params`` as for :func:`predict_subjects` (name -> scalar or ``(N,)``; ``(N, K + 1)`` with
+    ``changes``, the times at which they change, see :meth:`AbstractPKModel.prepare`); the result is in
+    the observation unit, shape ``(N, O)``. Call it outside ``jit`` (``prepare`` works in numpy); inside
     a compiled function use ``model.prepare`` once and :func:`predict_subjects`.
 
     Examples
@@ -235,7 +246,7 @@ def concentrations(model: AbstractPKModel, params: Params, doses: Doses, samplin
     >>> round(float(c[0, 0]), 6)  # 100 / 10 * exp(-0.2 * 5), a bolus into the central compartment
     3.678794
     """
-    return _predict_jit(model, params, model.prepare(doses, sampling), sampling)
+    return _predict_jit(model, params, model.prepare(doses, sampling, changes), sampling)
 
 
 #: Subjects x samples per vmapped piece of :func:`_in_pieces` on a CPU: past it the reverse pass of one

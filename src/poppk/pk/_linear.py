@@ -22,14 +22,17 @@ midpoint's derivative where ``KA`` is within ``_CLOSE`` of ``lambda_i`` (the ``K
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._base import AbstractPKModel, Params, input_rates, lagged_times
 from ._events import Doses, Sampling, as_row, merge_regular, train_position
+from ._ode import AbstractODEModel, ODEDoses
 
 #: |KA - lambda| below this fraction of lambda uses the derivative at the midpoint (the limit).
 _CLOSE = 1e-5
@@ -190,12 +193,41 @@ class AbstractLinearModel(AbstractPKModel):
         k10, kout, kin, _ = self.micro(params)
         return eigenvalues(k10, kout, kin)[-1]
 
-    def prepare(self, doses: Doses, sampling: Sampling | None = None) -> Doses:
+    def rate_matrix(self, p: Params) -> Float[Array, "S S"]:
+        """``M`` of ``d(amounts)/dt = M amounts`` (1/h), amounts in CMT order (``compartments``): the
+        depot emptied at ``KA`` into the central compartment, which loses ``k10`` and exchanges with each
+        peripheral at ``kout`` / ``kin`` (:meth:`micro`)."""
+        k10, kout, kin, _ = self.micro(p)
+        c = self.central_cmt - 1
+        m = jnp.zeros((len(self.compartments),) * 2)
+        m = m.at[c, c].set(-(k10 + sum(kout)))
+        for j, (k_out, k_in) in enumerate(zip(kout, kin, strict=True)):
+            q = c + 1 + j
+            m = m.at[q, c].set(k_out).at[c, q].set(k_in).at[q, q].set(-k_in)
+        if self.oral:
+            d = self.depot_cmt - 1
+            m = m.at[d, d].set(-p["KA"]).at[c, d].set(p["KA"])
+        return m
+
+    def prepare(self, doses: Doses, sampling: Sampling | None = None, changes: Sampling | None = None):
         """Regular single doses become ADDL trains where that is exact (:func:`merge_regular`): the
-        cost of a prediction then does not grow with the number of regular doses."""
+        cost of a prediction then does not grow with the number of regular doses.
+
+        With parameters that change within a subject (``changes``, see
+        :meth:`AbstractPKModel.prepare`), superposition of whole dose trains no longer holds: the
+        compartments are then stepped from event to event, exactly (:class:`LinearStates`).
+        """
+        if changes is not None and bool((np.asarray(changes.epoch) >= 0).any()):
+            return self.stepped().prepare(doses, sampling, changes)
         return merge_regular(doses, absorbing=(self.depot_cmt,) if self.oral else (), sampling=sampling)
 
+    def stepped(self) -> LinearStates:
+        """This kernel as :class:`LinearStates`: the same model stepped from event to event."""
+        return LinearStates(scale=self.scale, linear=self)
+
     def concentrations(self, params: Params, doses: Doses, sampling: Sampling) -> Float[Array, " O"]:
+        if isinstance(doses, ODEDoses):  # prepared with parameters that change (see prepare)
+            return self.stepped().concentrations(params, doses, sampling)
         k10, kout, kin, v1 = self.micro(params)
         lams = eigenvalues(k10, kout, kin)
         coef = central_coefficients(lams, kin)  # (n, 1 + peripherals)
@@ -239,4 +271,82 @@ class AbstractLinearModel(AbstractPKModel):
         return jnp.where(known, per_dose, 0.0).sum(axis=1)
 
 
-__all__ = ["AbstractLinearModel", "central_coefficients", "eigenvalues", "geometric"]
+def _exp_divided_differences(z, h) -> list:
+    """The divided-difference table of ``f(x) = exp(x h)`` on points ``z`` (a list, monotone):
+    ``table[k][i] = f[z_i, ..., z_{i+k}]``. First differences without cancellation,
+    ``h exp(max(a, b) h) phi(|a - b| h)`` (exact where ``a == b``, the confluent limit); higher ones by the
+    recursion, whose denominators ``z_{i+k} - z_i`` are the widest gaps of monotone points."""
+    table = [[jnp.exp(zi * h) for zi in z]]
+    table.append([h * jnp.exp(jnp.maximum(a, b) * h) * _phi(jnp.abs(a - b) * h) for a, b in zip(z[:-1], z[1:])])
+    for k in range(2, len(z)):
+        prev = table[-1]
+        table.append([(prev[i + 1] - prev[i]) / (z[i + k] - z[i]) for i in range(len(z) - k)])
+    return table
+
+
+class LinearStates(AbstractODEModel):
+    """A linear kernel (``linear``) stepped from event to event by the event engine of
+    :class:`AbstractODEModel`, with each step exact: the amounts after ``h`` hours under a constant input
+    rate ``u`` are ``exp(M h) y0 + F(M) u`` with ``F(x) = (exp(x h) - 1) / x`` (the integral of
+    ``exp(M s)`` over the step), ``M`` the kernel's :meth:`AbstractLinearModel.rate_matrix`. Both
+    matrix functions are the Newton interpolation polynomial on the eigenvalues ``x_j`` of ``M`` (minus the
+    kernel's :func:`eigenvalues`, and ``-KA``; real and negative), ``g(M) = sum_k g[x_0..x_k] prod_{j<k}
+    (M - x_j I)``, exact by Cayley-Hamilton (Higham, *Functions of Matrices*, 2008, section 1.2.2), with
+    ``F[x_0..x_k] = f[0, x_0..x_k]``: one divided-difference table of ``exp(x h)`` on ``0 > x_0 >= x_1 ...``
+    (:func:`_exp_divided_differences`) and a few matrix-vector products. Steady state is the fixed point of
+    the affine map "dose, then one interval", ``y = Phi y + c`` with ``Phi = exp(M ii)``, solved directly:
+    ``(I - Phi)^-1 c``.
+
+    This is how linear kernels take parameters that change within a subject (time-varying covariates),
+    where superposition of whole dose trains no longer holds; the same values as the closed forms where
+    the parameters do not change (``tests/test_pk.py``).
+    """
+
+    linear: Any = None
+    grid: int = eqx.field(static=True, default=0)
+
+    @property
+    def compartments(self) -> tuple[str, ...]:
+        return self.linear.compartments
+
+    @property
+    def central_cmt(self) -> int:
+        return self.linear.central_cmt
+
+    @property
+    def depot_cmt(self) -> int | None:
+        return self.linear.depot_cmt
+
+    def rhs(self, t, y, p: Params):
+        return self.linear.rate_matrix(p) @ y
+
+    def observe(self, y, p: Params):
+        return y[self.central_cmt - 1] / self.linear.micro(p)[3]
+
+    def _nodes(self, p):
+        """The eigenvalues of the rate matrix, ``0 > x_0 >= x_1 >= ...`` (the slowest first)."""
+        k10, kout, kin, _ = self.linear.micro(p)
+        rates = eigenvalues(k10, kout, kin) + ([p["KA"]] if self.linear.oral else [])
+        return list(-jnp.sort(jnp.stack([jnp.asarray(r, dtype=float) for r in rates])))
+
+    def _solve(self, y0, t0, t1, p, u_in, grid=None):
+        m, x = self.linear.rate_matrix(p), self._nodes(p)
+        table = _exp_divided_differences([jnp.zeros_like(x[0])] + x, t1 - t0)
+        out, vy, vu = 0.0, y0, u_in
+        for k, xk in enumerate(x):  # f[x_0..x_k] = table[k][1], F[x_0..x_k] = f[0, x_0..x_k] = table[k + 1][0]
+            out = out + table[k][1] * vy + table[k + 1][0] * vu
+            vy, vu = m @ vy - xk * vy, m @ vu - xk * vu
+        return out
+
+    def _periodic(self, interval, p, ii, amount):
+        m, x = self.linear.rate_matrix(p), self._nodes(p)
+        table = _exp_divided_differences(x, ii)
+        eye = jnp.eye(self.n_states)
+        phi, basis = 0.0, eye
+        for k, xk in enumerate(x):
+            phi, basis = phi + table[k][0] * basis, (m - xk * eye) @ basis
+        trough = jnp.linalg.solve(eye - phi, interval(jnp.zeros(self.n_states)))
+        return trough, jnp.all(jnp.isfinite(trough))
+
+
+__all__ = ["AbstractLinearModel", "LinearStates", "central_coefficients", "eigenvalues", "geometric"]

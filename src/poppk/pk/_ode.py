@@ -12,6 +12,13 @@ infusions.
 Steady state (SS=1, and SS=2 added to the amounts already there) is the fixed point of "dose, then
 integrate one interval", found by iteration (optimistix) to ``ss_rtol`` relative change of the pre-dose
 amounts, and differentiated implicitly.
+
+Parameters that change within a subject (time-varying covariates): ``prepare(..., changes=)`` gives the
+times at which they change; each parameter is then ``(K,)`` per subject, one value per segment
+(segment 0 before the first change), and the engine stops at every change. Over each interval between
+events it integrates with the parameters in force at the interval's start; a dose takes those at its
+record's time (its bioavailability, lag, modelled rate or duration), an SS record those at its time
+(steady state under them), and a sample's observation those at the sample's time.
 """
 
 from __future__ import annotations
@@ -41,6 +48,43 @@ class ODEDoses(eqx.Module):
     #: numpy. Sorting inside the model instead, with every input a constant, made XLA constant-fold the
     #: sort at each compile: 6 s -> 50 s to compile a gradient from 24 to 1,536 patients.
     order: np.ndarray | None = None
+    #: Where parameters change within a subject: the start time of each segment (h), ``(..., K)``, the
+    #: first ``-inf``, padding ``+inf``; ``None`` when they do not (one value per subject).
+    starts: np.ndarray | None = None
+
+
+def segment_starts(changes: Sampling) -> np.ndarray:
+    """The segment start times ``(N, K + 1)`` of change events ``changes`` ``(N, K)`` (padding: epoch
+    -1): ``-inf`` first, then each subject's change times in order, ``+inf`` for padding."""
+    t = np.where(np.asarray(changes.epoch) >= 0, np.asarray(changes.time, float), np.inf)
+    return np.concatenate([np.full((t.shape[0], 1), -np.inf), np.sort(t, axis=1)], axis=1)
+
+
+def segment_of(starts, t):
+    """The index of the segment in force at each time ``t`` (any shape) from ``starts`` ``(K,)``: the last
+    start at or before ``t`` (a change acts from its own time on)."""
+    t = jnp.asarray(t)
+    return jnp.maximum(jnp.sum(starts <= t[..., None], axis=-1) - 1, 0)
+
+
+def params_at(params: Params, starts, t) -> Params:
+    """``params`` in force at ``t``: each ``(K,)`` value taken at its segment (:func:`segment_of`), scalars
+    as they are; ``params`` itself where nothing changes (``starts`` None)."""
+    if starts is None:
+        return params
+    k = segment_of(starts, t)
+    return {n: (v[k] if jnp.ndim(v) >= 1 else v) for n, v in params.items()}
+
+
+def _join(fill: Sampling | None, changes: Sampling | None) -> Sampling | None:
+    """Filler and change events as one set of events that are neither doses nor samples."""
+    if changes is None:
+        return fill
+    changes = jax.tree_util.tree_map(np.asarray, changes)
+    if fill is None:
+        return changes
+    return Sampling(**{k: np.concatenate([np.asarray(getattr(fill, k)), getattr(changes, k)], axis=1)
+                       for k in ("time", "order", "epoch")})
 
 
 def _steady_records(doses: Doses) -> Doses:
@@ -221,9 +265,13 @@ class AbstractODEModel(AbstractPKModel):
         volume = p["V"] if "V" in p else p["V1"]
         return y[self.central_cmt - 1] / volume
 
-    def prepare(self, doses: Doses, sampling: Sampling | None = None) -> ODEDoses:
+    def prepare(self, doses: Doses, sampling: Sampling | None = None, changes: Sampling | None = None) -> ODEDoses:
+        # numpy first: under a trace (prepare may run inside jit) an operation on a jax array is staged
+        sampling, changes = jax.tree_util.tree_map(np.asarray, (sampling, changes))
         each = expand_trains(doses)
         fill = _fillers(each, sampling, self.max_gap) if self.grid else None
+        varying = changes is not None and bool((np.asarray(changes.epoch) >= 0).any())
+        fill = _join(fill, changes if varying else None)
         steady = _steady_records(doses)
         infusions = bool((np.asarray(each.rate) != 0)[np.asarray(each.mask)].any())
         each = Doses(**{k: getattr(each, k) for k in DOSE_ARRAYS}, trains=False, infusions=infusions)
@@ -235,7 +283,7 @@ class AbstractODEModel(AbstractPKModel):
                     f"{type(self).__name__}: steady state (SS) with an infusion longer than the dosing interval II "
                     "(AMT/RATE > II) is solved by the closed-form kernels (iv1cmt ... oral3cmt), not by ODE kernels")
         order = None if sampling is None or infusions else _event_order(each, steady, sampling, fill)
-        return ODEDoses(each=each, steady=steady, fill=fill, order=order)
+        return ODEDoses(each=each, steady=steady, fill=fill, order=order, starts=segment_starts(changes) if varying else None)
 
     def complete(self, params: Params) -> Params:
         full = super().complete(params)
@@ -312,36 +360,46 @@ class AbstractODEModel(AbstractPKModel):
             y = self._solve(start + bolus, 0.0, jnp.minimum(t_on, t_end), p, u, grid=n)
             return self._solve(y, jnp.minimum(t_on, t_end), t_end, p, jnp.zeros_like(u), grid=n)
 
-        import optimistix as optx
-
-        solver = optx.FixedPointIteration(rtol=self.ss_rtol, atol=self.ss_rtol * 1e-3 * amount)
-        sol = optx.fixed_point(lambda y, _: interval(y, ii), solver, jnp.zeros(self.n_states),
-                               max_steps=self.ss_max_intervals, throw=False)
-        ok = (sol.result == optx.RESULTS.successful) & ~(infusion & (duration > ii))
-        trough = jnp.where(ok, sol.value, jnp.nan)
+        trough, ok = self._periodic(lambda y: interval(y, ii), p, ii, amount)
+        ok = ok & ~(infusion & (duration > ii))
+        trough = jnp.where(ok, trough, jnp.nan)
         lag = jnp.where(cmt == self.depot_cmt, jnp.mod(tlag, ii), 0.0)
         # With a lag, the last dose arrived ``ii - lag`` before the record (an infusion of it has ended
         # unless it is longer than ``ii - lag``: then it is refused, as a NaN).
         ok_lag = ~(infusion & (lag > 0) & (duration > ii - lag))
         return jnp.where(lag > 0, jnp.where(ok_lag, interval(trough, ii - lag), jnp.nan), trough)
 
+    def _periodic(self, interval, p, ii, amount):
+        """The pre-dose amounts that one dosing interval (``interval``: amounts before a dose -> amounts
+        ``ii`` later) leaves unchanged, and whether they were found: by fixed-point iteration to
+        ``ss_rtol``, differentiated implicitly (optimistix)."""
+        import optimistix as optx
+
+        solver = optx.FixedPointIteration(rtol=self.ss_rtol, atol=self.ss_rtol * 1e-3 * amount)
+        sol = optx.fixed_point(lambda y, _: interval(y), solver, jnp.zeros(self.n_states),
+                               max_steps=self.ss_max_intervals, throw=False)
+        return sol.value, sol.result == optx.RESULTS.successful
+
     def concentrations(self, params: Params, doses: ODEDoses, sampling: Sampling) -> Float[Array, " O"]:
         # Absolute tolerances are relative to the largest dose amount (units of the data).
         params = dict(params, _amount=jnp.maximum(jnp.max(jnp.where(doses.each.mask, doses.each.amt, 0.0)), 1e-300))
         fixed_order = "TLAG" not in params and doses.order is not None
-        tlag = params.get("TLAG", 0.0)
         each, steady = doses.each, doses.steady
+        at = lambda t: params_at(params, doses.starts, t)  # noqa: E731 - the parameters in force at t
+        dose_params = at(each.time)  # each dose's own (bioavailability, lag, modelled rate or duration)
+        tlag = dose_params.get("TLAG", 0.0)
         fill = doses.fill if doses.fill is not None else Sampling(time=jnp.zeros(0), order=jnp.zeros(0), epoch=jnp.zeros(0, int))
         n_dose, n_ss, n_obs = each.time.shape[0], steady.time.shape[0], sampling.time.shape[0]
         n_fill, S = fill.time.shape[0], self.n_states
-        amount, rate, duration, infusion = input_rates(self, params, each)
+        amount, rate, duration, infusion = input_rates(self, dose_params, each)
         if n_ss:
             # Padded SS slots get a dose of 1 every 1 h: with amount 0 the fixed point's tolerance is 0, it
             # fails, and its NaN (unused) still turned reverse-mode derivatives NaN through the selection.
-            s_amount, s_rate, s_duration, s_infusion = input_rates(self, params, steady)
-            ss_states = jax.vmap(lambda a, r, d, inf, c, i: self._steady_state(params, a, r, d, inf, c, i, tlag))(
-                jnp.where(steady.mask, s_amount, 1.0), s_rate, s_duration, s_infusion & steady.mask, steady.cmt,
-                jnp.where(steady.mask, steady.ii, 1.0))
+            ss_params = {k: jnp.broadcast_to(v, (n_ss,)) for k, v in at(steady.time).items()}
+            s_amount, s_rate, s_duration, s_infusion = input_rates(self, ss_params, steady)
+            ss_states = jax.vmap(lambda p, a, r, d, inf, c, i: self._steady_state(p, a, r, d, inf, c, i, p.get("TLAG", 0.0)))(
+                ss_params, jnp.where(steady.mask, s_amount, 1.0), s_rate, s_duration, s_infusion & steady.mask,
+                steady.cmt, jnp.where(steady.mask, steady.ii, 1.0))
         else:
             ss_states = jnp.zeros((1, S))
         # Event table: dose starts, infusion ends, steady-state starts, samples, fillers.
@@ -365,7 +423,7 @@ class AbstractODEModel(AbstractPKModel):
             ok = valid[i] & (epoch[i] >= ep)
             new_epoch = ok & (epoch[i] > ep)
             t_to = jnp.where(ok & ~new_epoch, time[i], t_now)
-            y = self._solve(y, t_now, jnp.maximum(t_to, t_now), params, u)
+            y = self._solve(y, t_now, jnp.maximum(t_to, t_now), at(t_now), u)
             y = jnp.where(new_epoch, jnp.zeros(S), y)  # a reset empties the compartments...
             u = jnp.where(new_epoch, jnp.zeros(S), u)  # ...and ends running infusions
             y = jnp.where(ok, y + self._input_vector(cmt[i], bolus[i]), y)
@@ -373,7 +431,7 @@ class AbstractODEModel(AbstractPKModel):
             y = jnp.where(ok & is_ss[i], y + ss_states[ss_index[i]], y)  # SS=1 after a reset; SS=2 added
             t_now = jnp.where(ok, time[i], t_now)
             ep = jnp.where(ok, epoch[i], ep)
-            return (y, u, t_now, ep), self.observe(y, params)
+            return (y, u, t_now, ep), self.observe(y, at(t_now))
 
         init = (jnp.zeros(S), jnp.zeros(S), jnp.asarray(0.0), jnp.asarray(-1))
         _, observed = jax.lax.scan(step, init, perm)

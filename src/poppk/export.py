@@ -64,8 +64,8 @@ def _cv_pct(omega):
 def parameter_table(fit) -> pd.DataFrame:
     """The population parameters as a report shows them.
 
-    Columns: ``section`` (typical value, covariate effect, between-subject variability, residual
-    error), ``parameter``, ``description``, ``unit``, ``median``, ``q5``, ``q95`` (90% credible
+    Columns: ``section`` (typical value, covariate effect, between-subject variability, between-occasion
+    variability, residual error), ``parameter``, ``description``, ``unit``, ``median``, ``q5``, ``q95`` (90% credible
     interval), ``shrinkage_pct`` (eta-shrinkage of IIV parameters), ``r_hat``, ``ess_bulk``.
     Omegas are given as CV% (their log-scale SD and variance are in the description), ``sigma_log`` as
     CV%, ``sigma_prop`` as %, categorical covariate effects as the ratio of the parameter against the
@@ -120,11 +120,12 @@ def parameter_table(fit) -> pd.DataFrame:
             rows.append(effect_row(name, *effects[name], q, r))
             continue
         if name.startswith("omega_"):
-            target = name[len("omega_"):]
-            section, desc, unit = "between-subject variability", (
-                f"IIV of {target} (log-normal; SD on the log scale {q[0]:.3g} [{q[1]:.3g}, {q[2]:.3g}], "
-                f"variance {q[0] ** 2:.3g} [{q[1] ** 2:.3g}, {q[2] ** 2:.3g}])"), "CV%"
-            q, shr = _cv_pct(q), 100 * shrink.get(target, np.nan)
+            occasion = name.startswith("omega_iov_")
+            target = name[len("omega_iov_" if occasion else "omega_"):]
+            section, desc, unit = ("between-occasion variability" if occasion else "between-subject variability"), (
+                f"{'IOV' if occasion else 'IIV'} of {target} (log-normal; SD on the log scale {q[0]:.3g} "
+                f"[{q[1]:.3g}, {q[2]:.3g}], variance {q[0] ** 2:.3g} [{q[1] ** 2:.3g}, {q[2] ** 2:.3g}])"), "CV%"
+            q, shr = _cv_pct(q), (np.nan if occasion else 100 * shrink.get(target, np.nan))
         elif name.startswith("sigma_"):
             section = "residual error"
             if name == "sigma_log":
@@ -150,7 +151,8 @@ def parameter_table(fit) -> pd.DataFrame:
         if c.fixed is not None:
             row = effect_row(name, c, level, np.array([c.fixed, np.nan, np.nan]), nothing)
             rows.append({**row, "description": row["description"] + " (fixed)"})
-    order = ["typical value", "covariate effect", "between-subject variability", "residual error"]
+    order = ["typical value", "covariate effect", "between-subject variability", "between-occasion variability",
+             "residual error"]
     table = pd.DataFrame(rows)
     table["_k"] = table["section"].map(order.index)
     table = table.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)

@@ -62,7 +62,9 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     built = build_model(fit.spec, data, parameterization="noncentered", record_pred=True)
     post = fit.population_draws(n_sims, seed)
     kw = {**built.kwargs, "dv": None}
-    n_iiv = len(fit.spec.iiv.parameters)
+    # eta_z of the non-centred model: every IIV parameter, then each occasion's IOV
+    n_z = len(fit.spec.iiv.parameters) + (np.asarray(fit.draws("kappa")).shape[2] * len(fit.spec.iov.parameters)
+                                          if fit.spec.iov.parameters else 0)
 
     @jax.jit
     def run(key, samples):
@@ -71,8 +73,8 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     key = jax.random.PRNGKey(seed)
     new = run(key, post)
     typical = dict(post)
-    if n_iiv:
-        typical["eta_z"] = np.zeros((n_sims, data.n_subjects, n_iiv))
+    if n_z:
+        typical["eta_z"] = np.zeros((n_sims, data.n_subjects, n_z))
     pred = np.median(np.asarray(run(key, typical)["CONC"]), axis=0)
     ipred = np.median(fit.concentration_draws(data.doses, data.sampling, n_draws=ipred_draws, seed=seed), axis=0)
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DosingError
-from ..model import covariate_coding, iiv_cholesky, individual_parameters, observation
+from ..model import covariate_coding, covariate_inputs, iiv_cholesky, individual_parameters, observation, occasion_index
 from ..pk import predict_subjects
 
 NEWTON_STEPS = 30
@@ -50,13 +50,28 @@ def population_sample(fit, n_pop: int, seed: int, method: str) -> dict:
     return fit.population_draws(min(n_pop, fit.n_draws), seed, replace=False)
 
 
-def make_patient_solver(fit, *, per_draw: int, method: str):
+def make_patient_solver(fit, *, per_draw: int, method: str, occasions: np.ndarray | None = None):
     """A jitted function ``(key, pop, doses, sampling, dv, mask, censored, lloq, covs) -> (params, logw, mode)``
-    for one patient (vmap it over patients); ``pop`` holds ``S`` population draws."""
+    for one patient (vmap it over patients); ``pop`` holds ``S`` population draws.
+
+    ``covs`` as :func:`patient_arrays` gives them: ``{effect: (1,)}``, or ``{effect: (1, K)}`` per segment
+    where the patient's covariates or occasions change (``doses`` then prepared with the change times).
+    With inter-occasion variability, ``occasions`` ``(1, K)`` is each segment's occasion (an index into
+    the patient's own occasions): their effects are estimated beside the random effects, and the
+    returned parameters are those of a *new* occasion (``exp(kappa)`` drawn from ``N(0, omega_iov)``),
+    the one a recommended regimen will be given in (the usual MIPD treatment of IOV); covariates that
+    change take their last value.
+    """
+    from ..model import segment_parameters
+
     spec = fit.spec
     kernel = spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     iiv = list(spec.iiv.parameters)
     k = len(iiv)
+    iov = list(spec.iov.parameters)
+    n_occ = 0 if occasions is None or not iov else int(np.max(occasions)) + 1
+    q = k + n_occ * len(iov)
+    occ = None if occasions is None else jnp.asarray(occasions)
     levels = covariate_coding(spec, fit.data).levels
     kinds = spec.error.model
     params_out = list(fit.info["kernel_params"])
@@ -65,24 +80,47 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
         ind = individual_parameters(spec, levels, theta, covs, eta[None], 1, params_out)
         return {n: v[0] for n, v in ind.items()}
 
-    def log_joint(eta, theta, doses, sampling, dv, mask, censored, lloq, covs):
-        p = individual(theta, covs, eta)
-        pred = predict_subjects(kernel, {n: v[None] for n, v in p.items()}, doses, sampling)[0]
+    def future(theta, covs, eta, z_new):
+        """The parameters for a dose still to come: the last covariates, a new occasion."""
+        last = {c: v[..., -1] for c, v in covs.items()}
+        p = individual(theta, last, eta)
+        for j, name in enumerate(iov):
+            if name in p:
+                p[name] = p[name] * jnp.exp(theta[f"omega_iov_{name}"] * z_new[j])
+        return p
+
+    def log_joint(x, theta, doses, sampling, dv, mask, censored, lloq, covs):
+        eta, kappa = x[:k], x[k:].reshape(1, n_occ, len(iov))
+        segmented = occ is not None or any(jnp.ndim(v) == 2 for v in covs.values())
+        if segmented:
+            p = segment_parameters(spec, levels, theta, covs, eta[None], params_out,
+                                   kappa=kappa if n_occ else None, occasions=occ)
+            if next(iter(p.values())).shape[1] == 1:  # one segment: nothing changes, the closed form's (1,)
+                p = {n: v[:, 0] for n, v in p.items()}
+        else:
+            p = {n: v[None] for n, v in individual(theta, covs, eta).items()}
+        pred = predict_subjects(kernel, p, doses, sampling)[0]
         res, obs = observation(kinds, pred, theta, dv, mask, censored, lloq)
         ll = jnp.where(mask, res.log_prob(obs), 0.0).sum()
-        chol = iiv_cholesky(spec, theta)
-        z = jax.scipy.linalg.solve_triangular(chol, eta, lower=True)
-        prior = -0.5 * z @ z - jnp.log(jnp.diag(chol)).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
+        prior = 0.0
+        if k:
+            chol = iiv_cholesky(spec, theta)
+            z = jax.scipy.linalg.solve_triangular(chol, eta, lower=True)
+            prior = -0.5 * z @ z - jnp.log(jnp.diag(chol)).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
+        if n_occ:
+            sd = jnp.stack([theta[f"omega_iov_{name}"] for name in iov])[None, :]
+            prior = prior + jax.scipy.stats.norm.logpdf(kappa[0], 0.0, sd).sum()
         return ll + prior
 
     def one_draw(key, theta, data):
+        key, new_key = jax.random.split(key)
         f = lambda e: log_joint(e, theta, *data)  # noqa: E731
         grad, hess = jax.grad(f), jax.hessian(f)
 
         def newton(eta, _):
             g, h = grad(eta), hess(eta)
             # Damped Newton on a positive-definite stand-in for -H (Levenberg-style shift).
-            neg = -h + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(-h).min()) + 1e-6) * jnp.eye(k)
+            neg = -h + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(-h).min()) + 1e-6) * jnp.eye(q)
             step = jnp.linalg.solve(neg, g)
             step = step / jnp.maximum(1.0, jnp.abs(step).max())  # at most 1 unit of log parameter per step
             # Backtracking: halve until the log density does not fall (at most 10 halvings).
@@ -94,16 +132,17 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
             new = eta + s
             return jnp.where(jnp.isfinite(f(new)), new, eta), None
 
-        mode, _ = jax.lax.scan(newton, jnp.zeros(k), None, length=NEWTON_STEPS)
+        mode, _ = jax.lax.scan(newton, jnp.zeros(q), None, length=NEWTON_STEPS)
         prec = -hess(mode)
-        prec = prec + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(prec).min()) + 1e-6) * jnp.eye(k)
+        prec = prec + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(prec).min()) + 1e-6) * jnp.eye(q)
         L = jnp.linalg.cholesky(jnp.linalg.inv(prec))
-        z = jax.random.normal(key, (per_draw, k))
-        etas = mode[None, :] + z @ L.T
-        logq = -0.5 * (z**2).sum(1) - jnp.log(jnp.diag(L)).sum() - 0.5 * k * jnp.log(2 * jnp.pi)
-        logp = jax.vmap(f)(etas)
-        params = jax.vmap(lambda e: individual(theta, data[-1], e))(etas)
-        return params, logp - logq, mode
+        z = jax.random.normal(key, (per_draw, q))
+        xs = mode[None, :] + z @ L.T
+        logq = -0.5 * (z**2).sum(1) - jnp.log(jnp.diag(L)).sum() - 0.5 * q * jnp.log(2 * jnp.pi)
+        logp = jax.vmap(f)(xs)
+        z_new = jax.random.normal(new_key, (per_draw, len(iov)))  # a new occasion's effect: its prior exactly
+        params = jax.vmap(lambda x, zn: future(theta, data[-1], x[:k], zn))(xs, z_new)
+        return params, logp - logq, mode[:k]
 
     def solve(key, pop, *data):
         S = next(iter(pop.values())).shape[0]
@@ -114,7 +153,8 @@ def make_patient_solver(fit, *, per_draw: int, method: str):
 
 
 def patient_arrays(fit, patient):
-    """A one-subject :class:`PKDataset` -> the arrays :func:`make_patient_solver` takes."""
+    """A one-subject :class:`PKDataset` -> ``(arrays, occasions)``: the arrays :func:`make_patient_solver`'s
+    function takes and the patient's occasions per segment (for its ``occasions``; None without IOV)."""
     if patient.n_subjects != 1:
         raise DosingError(f"the patient file must hold one subject; it holds {patient.n_subjects} "
                          f"(IDs {list(patient.ids)[:10]})")
@@ -125,16 +165,21 @@ def patient_arrays(fit, patient):
         raise DosingError("the patient file has no dose records; observations cannot be interpreted without them")
     first = np.asarray(patient.doses.amt)[0][np.asarray(patient.doses.mask)[0]][:1]
     coding = covariate_coding(fit.spec, fit.data)
-    covs = {k: jnp.asarray(v) for k, v in coding.encode(
-        fit.spec, patient.covariate_values, 1, first_dose=first, who=lambda idx: "the patient", error=DosingError).items()}
+    inputs, changes = covariate_inputs(fit.spec, coding, patient, first_dose=first, who=lambda idx: "the patient",
+                                       error=DosingError)
+    occasions = occasion_index(fit.spec, patient, changes, error=DosingError)[0] if fit.spec.iov.parameters else None
+    if occasions is not None and changes is None:  # one occasion: inputs as one segment
+        inputs = {k: np.asarray(v)[:, None] for k, v in inputs.items()}
+    covs = {k: jnp.asarray(v) for k, v in inputs.items()}
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     mask = np.asarray(patient.fit_mask)
     censored = np.asarray(patient.blq) & mask
     if censored.any() and np.isnan(np.asarray(patient.lloq)[censored]).any():
         raise DosingError("the patient's BLQ records need an LLOQ")
-    return (kernel.prepare(patient.doses, patient.sampling), patient.sampling,
-            jnp.asarray(np.nan_to_num(np.asarray(patient.dv)[0])), jnp.asarray(mask[0]), jnp.asarray(censored[0]),
-            jnp.asarray(np.nan_to_num(np.asarray(patient.lloq)[0], nan=1.0)), covs)
+    arrays = (kernel.prepare(patient.doses, patient.sampling, changes), patient.sampling,
+              jnp.asarray(np.nan_to_num(np.asarray(patient.dv)[0])), jnp.asarray(mask[0]), jnp.asarray(censored[0]),
+              jnp.asarray(np.nan_to_num(np.asarray(patient.lloq)[0], nan=1.0)), covs)
+    return arrays, occasions
 
 
 def resample(params: dict, logw: np.ndarray, n: int, rng: np.random.Generator) -> tuple[dict, float]:
@@ -176,12 +221,12 @@ def patient_posterior(fit, patient, *, method: str = "full", n_draws: int = 1000
     configure_jax()
     if method not in ("full", "map"):
         raise DosingError(f"method must be 'full' or 'map', got {method!r}")
-    arrays = patient_arrays(fit, patient)
+    arrays, occasions = patient_arrays(fit, patient)
     if not np.asarray(arrays[3]).any():
         raise DosingError("the patient file has no usable observations (EVID 0, MDV 0)")
     pop = {k: jnp.asarray(v) for k, v in population_sample(fit, n_pop, seed, method).items()}
     m = n_draws if method == "map" else per_draw
-    solver = make_patient_solver(fit, per_draw=m, method=method)
+    solver = make_patient_solver(fit, per_draw=m, method=method, occasions=occasions)
     params, logw, mode = solver(jax.random.PRNGKey(seed), pop, *arrays)
     rng = np.random.default_rng(seed)
     if method == "map":

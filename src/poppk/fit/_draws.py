@@ -120,10 +120,14 @@ def to_tree(grouped: dict, stats: dict, built, data: PKDataset, max_tree_depth=1
     ids = list(data.ids)
     iiv = list(built.spec.iiv.parameters)
     centred = list(built.centred)
-    coords = {"subject": ids, "iiv_param": iiv, "iiv_centred": centred,
-              "iiv_noncentred": [p for p in iiv if p not in centred]}
+    iov, occasions = list(built.spec.iov.parameters), [str(o) for o in built.occasion_levels]
+    standardised = [p for p in iiv if p not in centred] + [f"{p}_occ{o}" for o in occasions for p in iov]
+    coords = {"subject": ids, "iiv_param": iiv, "iiv_centred": centred, "iiv_noncentred": standardised}
     dims = {"eta": ["subject", "iiv_param"], "log_ind": ["subject", "iiv_centred"],
             "eta_z": ["subject", "iiv_noncentred"]}
+    if iov:
+        coords.update(occasion=occasions, iov_param=iov)
+        dims["kappa"] = ["subject", "occasion", "iov_param"]
     for name in grouped:
         if name.endswith("_i"):
             dims[name] = ["subject"]

@@ -128,14 +128,15 @@ def _expected_shrinkage(built, params: list[str], max_iter: int) -> dict[str, fl
         v["eta_z"] = v["eta_z"].at[:, col].set(STEP)
         d = ravel_pytree(v)[0]
         columns.append(np.asarray(unravel(jnp.asarray((grad(x + d) - grad(x - d)) / (2 * STEP)))["eta_z"]))
-    hess = np.stack(columns, axis=-1)  # (N, P, P): d2/dz_p dz_q of the potential, subject by subject
+    # (N, P, P): d2/dz_p dz_q of the potential, subject by subject (eta_z's IOV columns, if any, after them)
+    hess = np.stack(columns, axis=-1)[:, : len(iiv)]
     hess = 0.5 * (hess + np.swapaxes(hess, 1, 2))
     omega = np.exp(np.asarray([float(mode[f"omega_{p}"]) for p in iiv]))
     # d2/dz2 of the potential = identity (the N(0, 1) prior) + omega omega^T * information about eta.
     info = (hess - np.eye(len(iiv))) / np.outer(omega, omega)
     w, u = np.linalg.eigh(info)
     info = np.einsum("nij,nj,nkj->nik", u, np.maximum(w, 0.0), u)  # positive semi-definite
-    eta = np.asarray(mode["eta_z"]) * omega
+    eta = np.asarray(mode["eta_z"])[:, : len(iiv)] * omega
     # The between-subject variance by moments: the spread of the near-individual estimates less their
     # noise (each effect's own curvature; the joint mode's omega is inflated).
     own = np.maximum(np.diagonal(info, axis1=1, axis2=2), 1e-12)

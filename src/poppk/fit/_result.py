@@ -247,30 +247,42 @@ class Fit:
         return np.random.default_rng(seed).choice(total, n, replace=False) if n is not None and n < total else None
 
     def segment_draws(self, n: int | None = None, seed: int = 0):
-        """Where covariates change within subjects (:func:`poppk.model.time_varying`), each subject's
-        parameters in each segment ``{name: (S, N, K)}`` and the change times (a
-        :class:`~poppk.pk.Sampling` ``(N, K - 1)``), from the posterior draws of the population
-        parameters and random effects, the same draws as :meth:`individual_draws` for the same ``n`` and
-        ``seed``; ``None`` where none change."""
-        from ..model import covariate_coding, covariate_inputs, segment_parameters
+        """Where covariates change within subjects (:func:`poppk.model.time_varying`) or occasions do
+        (``[iov]``), each subject's parameters in each segment ``{name: (S, N, K)}`` and the change times
+        (a :class:`~poppk.pk.Sampling` ``(N, K - 1)``), from the posterior draws of the population
+        parameters and random effects (IOV included), the same draws as :meth:`individual_draws` for the
+        same ``n`` and ``seed``; with one occasion per subject and nothing changing, ``{name: (S, N)}``
+        and ``None``; ``None`` without IOV where nothing changes."""
+        from ..model import covariate_coding, covariate_inputs, occasion_index, segment_parameters
 
         key = "segment_inputs"
         if key not in self._cache:
             coding = covariate_coding(self.spec, self.data)
             amt, dmask = np.asarray(self.data.doses.amt), np.asarray(self.data.doses.mask)
             first = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
-            self._cache[key] = (coding, *covariate_inputs(self.spec, coding, self.data, first_dose=first))
-        coding, inputs, changes = self._cache[key]
-        if changes is None:
+            inputs, changes = covariate_inputs(self.spec, coding, self.data, first_dose=first)
+            occasions = occasion_index(self.spec, self.data, changes)[0] if self.spec.iov.parameters else None
+            if changes is None:  # occasions only, one per subject
+                inputs = {k: np.asarray(v)[:, None] for k, v in inputs.items()}
+            self._cache[key] = (coding, inputs, changes, occasions)
+        coding, inputs, changes, occasions = self._cache[key]
+        if changes is None and occasions is None:
             return None
         idx = self._draw_index(n, seed)
         pick = (lambda v: v) if idx is None else (lambda v: v[idx])
         pop = {k: pick(v) for k, v in self.population_draws().items()}
         n_iiv = len(self.spec.iiv.parameters)
         eta = pick(self.draws("eta")) if n_iiv else np.zeros((len(next(iter(pop.values()))), self.data.n_subjects, 0))
-        run = jax.jit(jax.vmap(lambda values, e: segment_parameters(self.spec, coding.levels, values, inputs, e,
-                                                                    self.info["kernel_params"])))
-        return {k: np.asarray(v) for k, v in run(pop, eta).items()}, changes
+        kappa = pick(self.draws("kappa")) if occasions is not None else np.zeros((len(eta), 0))
+
+        def one(values, e, k):
+            return segment_parameters(self.spec, coding.levels, values, inputs, e, self.info["kernel_params"],
+                                      kappa=k if occasions is not None else None, occasions=occasions)
+
+        out = {k: np.asarray(v) for k, v in jax.jit(jax.vmap(one))(pop, eta, kappa).items()}
+        if changes is None:
+            out = {k: v[..., 0] for k, v in out.items()}
+        return out, changes
 
     def concentration_draws(self, doses, sampling, *, n_draws: int = 200, seed: int = 0) -> np.ndarray:
         """Noise-free concentrations of each fitted subject for ``n_draws`` posterior draws, (S, N, O).

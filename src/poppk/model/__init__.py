@@ -17,6 +17,7 @@ from ._build import iiv_cholesky as iiv_cholesky
 from ._build import individual_parameters as individual_parameters
 from ._build import log_typical as log_typical
 from ._build import observation as observation
+from ._build import occasion_index as occasion_index
 from ._build import prior_median as prior_median
 from ._build import priors as priors
 from ._build import segment_parameters as segment_parameters
@@ -29,5 +30,5 @@ from ._spec import load_spec as load_spec
 from ._spec import parse_spec as parse_spec
 
 __all__ = ["BuiltModel", "Covariate", "CovariateCoding", "ModelSpec", "PKResidual", "build_model", "covariate_coding", "covariate_inputs", "effect_names", "iiv_choices", "iiv_cholesky",
-           "individual_parameters", "load_spec", "log_typical", "observation", "parse_spec", "prior_median", "priors",
+           "individual_parameters", "load_spec", "log_typical", "observation", "occasion_index", "parse_spec", "prior_median", "priors",
            "segment_parameters", "sigma_prior", "time_varying"]

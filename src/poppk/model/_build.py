@@ -70,6 +70,8 @@ class BuiltModel:
     coding: CovariateCoding = field(default_factory=lambda: CovariateCoding())
     #: Where time-varying covariates change (:func:`covariate_inputs`), or None.
     changes: Any = None
+    #: The data's occasions (``[iov] column`` levels, in index order), or () without IOV.
+    occasion_levels: tuple = ()
 
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
@@ -304,15 +306,26 @@ def individual_parameters(spec: ModelSpec, levels: dict[str, tuple], values: dic
 
 
 def segment_parameters(spec: ModelSpec, levels: dict[str, tuple], values: dict, covariates: dict, eta,
-                       names=None) -> dict:
-    """:func:`individual_parameters` where covariates change within subjects: ``covariates`` ``{effect:
-    (n, K)}``, one input per segment (:func:`covariate_inputs`); the result ``{name: (n, K)}``, each
-    subject's random effects the same in every segment. Traceable.
+                       names=None, *, kappa=None, occasions=None) -> dict:
+    """:func:`individual_parameters` where covariates or occasions change within subjects:
+    ``covariates`` ``{effect: (n, K)}``, one input per segment (:func:`covariate_inputs`); the result
+    ``{name: (n, K)}``, each subject's random effects the same in every segment. With inter-occasion
+    variability, ``kappa`` ``(n, n_occ, n_iov)`` (in the order of ``spec.iov.parameters``) and
+    ``occasions`` ``(n, K)`` (each segment's occasion index) multiply each IOV parameter by
+    ``exp(kappa)`` of the segment's occasion. Traceable.
     """
-    n, k = jnp.shape(next(iter(covariates.values())))
+    if covariates:
+        n, k = jnp.shape(next(iter(covariates.values())))
+    else:
+        n, k = jnp.shape(occasions)
     flat = {c: jnp.reshape(v, (-1,)) for c, v in covariates.items()}
     ind = individual_parameters(spec, levels, values, flat, jnp.repeat(jnp.asarray(eta), k, axis=0), n * k, names)
-    return {p: jnp.reshape(v, (n, k)) for p, v in ind.items()}
+    out = {p: jnp.reshape(v, (n, k)) for p, v in ind.items()}
+    if kappa is not None:
+        for j, p in enumerate(spec.iov.parameters):
+            if p in out:
+                out[p] = out[p] * jnp.exp(jnp.take_along_axis(kappa[..., j], occasions, axis=1))
+    return out
 
 
 def time_varying(spec: ModelSpec, data) -> tuple[str, ...]:
@@ -323,7 +336,8 @@ def time_varying(spec: ModelSpec, data) -> tuple[str, ...]:
                                if c.interpolation != "baseline" and c.covariate.upper() in varying))
 
 
-def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_dose=None, who=None):
+def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_dose=None, who=None,
+                     error=ModelSpecError):
     """Every covariate effect's input on ``data`` and where the inputs change: ``(inputs, changes)``.
 
     Without time-varying covariates (:func:`time_varying`), ``inputs`` is :meth:`CovariateCoding.encode`'s
@@ -334,10 +348,12 @@ def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_do
     """
     n = data.n_subjects
     names = time_varying(spec, data)
-    if not names:
-        return coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who), None
-    mode = next(c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline")
-    changes, history = data.covariate_history(names, mode)
+    occ = spec.iov.column if spec.iov.parameters else None
+    if not names and (occ is None or occ.upper() not in {c.upper() for c in data.varying_covariates}):
+        return coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who, error=error), None
+    modes = [c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"]
+    changes, history = data.covariate_history(names + ((occ,) if occ and occ not in names else ()),
+                                              modes[0] if modes else "locf")
     k = changes.time.shape[1] + 1
     moving = {c.name for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"}
 
@@ -347,13 +363,44 @@ def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_do
         return np.repeat(data.covariate_values(name), k)
 
     per_segment = coding.encode(spec, column, n * k, first_dose=None if first_dose is None else np.repeat(first_dose, k),
-                                who=None if who is None else (lambda idx: who(np.unique(np.asarray(idx) // k))))
-    base = coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who)
+                                who=None if who is None else (lambda idx: who(np.unique(np.asarray(idx) // k))),
+                                error=error)
+    base = coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who, error=error)
     out = {}
     for c in spec.covariates:
         seg = per_segment[c.name].reshape(n, k)
         out[c.name] = seg if c.name in moving else np.repeat(base[c.name][:, None], k, axis=1)
     return out, changes
+
+
+def occasion_index(spec: ModelSpec, data, changes=None, *, error=ModelSpecError) -> tuple[np.ndarray, tuple]:
+    """Each subject's occasion, per segment, as an index into the data's occasion levels: ``(index,
+    levels)`` with ``index`` ``(N, K + 1)`` for the segments of ``changes`` (``(N, 1)`` without), from
+    ``spec.iov.column`` carried forward record by record (:meth:`~poppk.data.PKDataset.covariate_history`).
+
+    Raises ``error`` naming the spec key where the data have no such column, and the subjects
+    (ID and rows) who have no occasion at all.
+    """
+    column = spec.iov.column
+    try:
+        data.covariate_values(column)
+    except DatasetError:
+        raise error(f"{spec.source}: [iov] column {column} is not in the data; the data have "
+                    f"{', '.join(data.covariate_names) or 'no covariates'}") from None
+    if changes is None:
+        values = np.asarray(data.covariate_values(column))[:, None]
+    else:
+        names = time_varying(spec, data)
+        modes = [c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"]
+        values = data.covariate_history(names + ((column,) if column not in names else ()), modes[0] if modes else "locf")[1][column]
+    gap = _missing(values.ravel()).reshape(values.shape).any(axis=1)
+    if gap.any():
+        raise error(f"{spec.source}: [iov] column {column} is missing for {_who(data)(np.flatnonzero(gap))}; "
+                    "give every record of a subject its occasion")
+    text = values.dtype == object
+    levels = tuple(sorted({_as_level(v, text) for v in values.ravel()}))
+    lookup = {lv: k for k, lv in enumerate(levels)}
+    return np.vectorize(lambda v: lookup[_as_level(v, text)], otypes=[np.int64])(values), levels
 
 
 def iiv_cholesky(spec: ModelSpec, values: dict):
@@ -484,6 +531,7 @@ def priors(spec: ModelSpec, medians: dict, sigma_scales: dict, levels: dict) -> 
         if c.fixed is None:
             out.update({name: dist.Normal(c.mean, c.sd) for name in effect_names(c, levels)})
     out.update({f"omega_{p}": dist.HalfNormal(s) for p, s in zip(spec.iiv.parameters, spec.iiv.omega)})
+    out.update({f"omega_iov_{p}": dist.HalfNormal(s) for p, s in zip(spec.iov.parameters, spec.iov.omega)})
     out.update({s: sigma_prior(sigma_scales[s], spec.error.sd_log(s)) for s in spec.error.sigmas})
     return out
 
@@ -548,6 +596,13 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     first_dose = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
     who = _who(data)
     cov_values, changes = covariate_inputs(spec, coding, data, first_dose=first_dose, who=who)
+    iov = spec.iov.parameters
+    n_iov = len(iov)
+    occasions, occ_levels = occasion_index(spec, data, changes) if n_iov else (None, ())
+    n_kappa = len(occ_levels) * n_iov
+    segmented = changes is not None or n_iov > 0  # parameters per segment (N, K)
+    if segmented and changes is None:  # one segment per subject: its inputs as (N, 1)
+        cov_values = {k: np.asarray(v)[:, None] for k, v in cov_values.items()}
     _note_imputations(spec, coding, data, who)
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
@@ -579,8 +634,9 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         for c in spec.covariates:
             for name in effect_names(c, levels):
                 effects[name] = jnp.asarray(c.fixed) if c.fixed is not None else numpyro.sample(name, prior[name])
-        if changes is not None:  # per segment (n, K); the baseline's typical values locate the centred effects
-            mu_k = segment_parameters(spec, levels, {**theta, **effects}, covariates, jnp.zeros((n_subjects, n_iiv)))
+        if segmented:  # per segment (n, K); the baseline's typical values locate the centred effects
+            mu_k = segment_parameters(spec, levels, {**theta, **effects}, covariates, jnp.zeros((n_subjects, n_iiv)),
+                                      occasions=occasions)
             mu = {p: jnp.log(v[:, 0]) for p, v in mu_k.items()}
         else:
             mu = log_typical(spec, levels, {**theta, **effects}, covariates, n_subjects)
@@ -590,27 +646,41 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             if block:
                 corr = numpyro.sample("L_corr", dist.LKJCholesky(n_iiv, spec.iiv.lkj_eta))
                 tril = omega[:, None] * corr
-            with numpyro.plate("subject", n_subjects):
-                if block and c_idx.size:  # a block is centred as a whole
-                    tril_n = jnp.broadcast_to(tril, (n_subjects, n_iiv, n_iiv))
-                    eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril_n)) - loc
-                elif block:
-                    eta = numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, n_iiv)), 1.0).to_event(1)) @ tril.T
-                else:
-                    parts = []
-                    if c_idx.size:
-                        scale = jnp.broadcast_to(omega[c_idx], (n_subjects, c_idx.size))
-                        li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], scale).to_event(1))
-                        parts.append(li - loc[:, c_idx])
-                    if nc_idx.size:
-                        z = numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, nc_idx.size)), 1.0).to_event(1))
-                        parts.append(z * omega[nc_idx][None, :])
-                    eta = jnp.concatenate(parts, axis=-1)[:, order]
+        if n_iov:
+            omega_iov = jnp.stack([numpyro.sample(f"omega_iov_{p}", prior[f"omega_iov_{p}"]) for p in iov])
+        # eta_z: the non-centred IIV, then each occasion's standardised IOV (subject by subject, one block)
+        n_nc = 0 if not n_iiv or (block and c_idx.size) else (n_iiv if block else nc_idx.size)
+        with numpyro.plate("subject", n_subjects):
+            z_all = (numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, n_nc + n_kappa)), 1.0).to_event(1))
+                     if n_nc + n_kappa else jnp.zeros((n_subjects, 0)))
+            z, z_iov = z_all[:, :n_nc], z_all[:, n_nc:]
+            if n_iiv and block and c_idx.size:  # a block is centred as a whole
+                tril_n = jnp.broadcast_to(tril, (n_subjects, n_iiv, n_iiv))
+                eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril_n)) - loc
+            elif n_iiv and block:
+                eta = z @ tril.T
+            elif n_iiv:
+                parts = []
+                if c_idx.size:
+                    scale = jnp.broadcast_to(omega[c_idx], (n_subjects, c_idx.size))
+                    li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], scale).to_event(1))
+                    parts.append(li - loc[:, c_idx])
+                if nc_idx.size:
+                    parts.append(z * omega[nc_idx][None, :])
+                eta = jnp.concatenate(parts, axis=-1)[:, order]
+        if n_iiv:
             numpyro.deterministic("eta", eta)
         else:
             eta = jnp.zeros((n_subjects, 0))
-        if changes is not None:  # (N, K): one value per segment
-            ind = segment_parameters(spec, levels, {**theta, **effects}, covariates, eta, kernel_params)
+        kappa = None
+        if n_iov:
+            kappa = numpyro.deterministic("kappa", z_iov.reshape(n_subjects, len(occ_levels), n_iov) * omega_iov[None, None, :])
+        if segmented:  # (N, K): one value per segment
+            ind = segment_parameters(spec, levels, {**theta, **effects}, covariates, eta, kernel_params, kappa=kappa,
+                                     occasions=occasions)
+            if kappa is not None:  # the tables' individual parameters: each subject's own, without the occasions'
+                own = segment_parameters(spec, levels, {**theta, **effects}, covariates, eta, kernel_params,
+                                         occasions=occasions)
         else:
             ind = individual_parameters(spec, levels, {**theta, **effects}, covariates, eta, n_subjects, kernel_params)
         if wall is not None and wall in iiv:
@@ -618,9 +688,11 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             k_i = kernel.elimination_rate(ind)
             wall_i = jax.nn.log_sigmoid(FLIP_FLOP_WALL * jnp.log(ind[wall] / k_i))
             # one term per subject (N,): the Laplace fit compares subjects' modes one by one
-            numpyro.factor("no_flip_flop_i", wall_i.sum(axis=1) if changes is not None else wall_i)
-        for name in kernel_params:  # at baseline where covariates change in time
-            numpyro.deterministic(f"{name}_i", ind[name][:, 0] if changes is not None else ind[name])
+            numpyro.factor("no_flip_flop_i", wall_i.sum(axis=1) if segmented else wall_i)
+        for name in kernel_params:  # at baseline where covariates change in time, without the occasions' effects
+            numpyro.deterministic(f"{name}_i", (own if kappa is not None else ind)[name][:, 0] if segmented else ind[name])
+        if segmented and changes is None:  # one segment per subject
+            ind = {k: v[:, 0] for k, v in ind.items()}
         pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities, split=True)
         if record_pred:
             numpyro.deterministic("CONC", pred)
@@ -639,17 +711,18 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
     for c in spec.covariates:
         if c.fixed is None:
             population += effect_names(c, levels)
-    population += [f"omega_{p}" for p in iiv] + list(spec.error.sigmas)
+    population += [f"omega_{p}" for p in iiv] + [f"omega_iov_{p}" for p in iov] + list(spec.error.sigmas)
     prior_sd = {name: prior_spread(d) for name, d in prior.items()}
     init = {p: medians[p] for p in medians}
     init.update({f"omega_{p}": min(0.3, s) for p, s in zip(iiv, spec.iiv.omega)})
+    init.update({f"omega_iov_{p}": min(0.1, s) for p, s in zip(iov, spec.iov.omega)})
     init.update({s: 0.5 * v if spec.error.sd_log(s) is None else v for s, v in sigma_scales.items()})
     for c in spec.covariates:  # effects start at their prior mean (NumPyro's default would be uniform(-2, 2))
         if c.fixed is None:
             names = effect_names(c, levels)
             init.update({n: c.mean for n in names})
     return BuiltModel(model, kwargs, spec, kernel, par, blq_method, sigma_scales, levels, tuple(population),
-                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding, changes)
+                      prior_sd, init, tuple(p for p in iiv if p in centred), censored_at, prior, coding, changes, occ_levels)
 
 
 def _note_imputations(spec: ModelSpec, coding: CovariateCoding, data, who) -> None:

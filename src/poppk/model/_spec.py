@@ -33,6 +33,11 @@ Format (see ``models/*.toml`` for commented examples)::
                                         # baseline (its first value throughout)
     name = "CL_WT"                      # optional site name (default PARAMETER_COVARIATE)
 
+    [iov]                               # inter-occasion variability (log-normal, per subject and occasion)
+    parameters = ["CL"]
+    omega = 0.3                         # half-normal scale of each IOV SD (number or table)
+    column = "OCC"                      # the occasion column of the data
+
     [error]
     model = "proportional"              # additive | proportional | combined | exponential
     sigma_prop = 0.3                    # half-normal scale; sigma_add may be "auto"; or a log-normal
@@ -160,6 +165,18 @@ class IIV:
 
 
 @dataclass(frozen=True)
+class IOV:
+    """Inter-occasion variability: on each of ``parameters``, a log-normal effect per subject and occasion
+    (``kappa ~ Normal(0, omega_iov)``, half-normal prior scales ``omega``) beside the IIV, the occasion
+    read from the data column ``column`` (its value on each record, carried forward like a
+    time-varying covariate: an occasion starts at the first record that bears it)."""
+
+    parameters: tuple[str, ...] = ()
+    omega: tuple[float, ...] = ()
+    column: str = "OCC"
+
+
+@dataclass(frozen=True)
 class ErrorModel:
     """Residual error: the model and each SD's prior.
 
@@ -196,6 +213,7 @@ class ModelSpec:
     parameters: tuple[Parameter, ...]
     iiv: IIV = field(default_factory=IIV)
     covariates: tuple[Covariate, ...] = ()
+    iov: IOV = field(default_factory=IOV)
     error: ErrorModel = field(default_factory=ErrorModel)
     blq: str = "auto"
     flip_flop: str = "exclude"
@@ -338,6 +356,39 @@ def _covariate(source, key, c, names, kernel, known) -> Covariate:
                      "baseline" if kind == "dose" else interpolation)
 
 
+def _variability_scales(source, section, params, omega_raw, names) -> tuple[float, ...]:
+    """``[section] parameters`` checked against the model's ``names`` and the half-normal scale of each
+    one's SD (``omega``: one number, or a table per parameter), or the error naming the key."""
+    for p in params:
+        if p not in names:
+            raise _err(source, f"{section}.parameters", f"{p} is not a parameter of this model")
+    if isinstance(omega_raw, dict):
+        missing = [p for p in params if p not in omega_raw]
+        if missing:
+            raise _err(source, f"{section}.omega", f"no scale for {', '.join(missing)}")
+        return tuple(_positive(source, f"{section}.omega.{p}", omega_raw[p]) for p in params)
+    return tuple(_positive(source, f"{section}.omega", omega_raw) for _ in params)
+
+
+def _iov(source, raw, names) -> IOV:
+    """The ``[iov]`` section -> :class:`IOV`, or the error naming its key."""
+    if raw is None:
+        return IOV()
+    if not isinstance(raw, dict):
+        raise _err(source, "iov", "must be a table: parameters = [...], omega = ..., column = \"OCC\"")
+    extra = set(raw) - {"parameters", "omega", "column"}
+    if extra:
+        raise _err(source, "iov", f"unknown key(s) {', '.join(sorted(extra))}; keys are column, omega, parameters")
+    params = raw.get("parameters", ())
+    if not isinstance(params, list) or not params or not all(isinstance(p, str) for p in params):
+        raise _err(source, "iov.parameters", "give the parameters with occasion-to-occasion variability, e.g. [\"CL\"]")
+    omega = _variability_scales(source, "iov", params, raw.get("omega", 0.3), names)
+    column = raw.get("column", "OCC")
+    if not (isinstance(column, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column)):
+        raise _err(source, "iov.column", f"must be the name of the data's occasion column, got {column!r}")
+    return IOV(tuple(params), omega, column)
+
+
 def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None = None) -> ModelSpec:
     """Parse TOML text into a :class:`ModelSpec`, raising :class:`ModelSpecError` with the key at fault.
 
@@ -349,7 +400,7 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelSpecError(f"{source}: not valid TOML: {exc}") from None
-    allowed = {"model", "parameters", "iiv", "covariates", "error", "blq"}
+    allowed = {"model", "parameters", "iiv", "iov", "covariates", "error", "blq"}
     for key in raw:
         if key not in allowed:
             raise _err(source, key, f"unknown section; sections are {', '.join(sorted(allowed))}")
@@ -404,17 +455,7 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
 
     iiv_raw = raw.get("iiv", {})
     iiv_params = tuple(iiv_raw.get("parameters", ()))
-    for p in iiv_params:
-        if p not in names:
-            raise _err(source, "iiv.parameters", f"{p} is not a parameter of this model")
-    omega_raw = iiv_raw.get("omega", 0.5)
-    if isinstance(omega_raw, dict):
-        missing = [p for p in iiv_params if p not in omega_raw]
-        if missing:
-            raise _err(source, "iiv.omega", f"no scale for {', '.join(missing)}")
-        omega = tuple(_positive(source, f"iiv.omega.{p}", omega_raw[p]) for p in iiv_params)
-    else:
-        omega = tuple(_positive(source, "iiv.omega", omega_raw) for _ in iiv_params)
+    omega = _variability_scales(source, "iiv", iiv_params, iiv_raw.get("omega", 0.5), names)
     structure = iiv_raw.get("structure", "diagonal")
     if structure not in ("diagonal", "block"):
         raise _err(source, "iiv.structure", f"must be 'diagonal' or 'block', got {structure!r}")
@@ -432,6 +473,7 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
         raise _err(source, "iiv.parameterization", f"must be auto, centered or noncentered (or a table), got {par!r}")
     iiv = IIV(iiv_params, omega, structure, _positive(source, "iiv.lkj_eta", iiv_raw.get("lkj_eta", 2.0)), par)
 
+    iov = _iov(source, raw.get("iov"), names)
     covs = [_covariate(source, f"covariates[{i}]", c, names, kernel, known)
             for i, c in enumerate(raw.get("covariates", []))]
     seen = {}
@@ -489,7 +531,7 @@ def parse_spec(text: str, source: str = "<spec>", kernel_file: str | Path | None
         raise _err(source, "model.ode_steps", f"sets the fixed grid's steps; solver = {solver!r} chooses its own")
     return ModelSpec(
         ode_steps=steps, ode_solver=solver, flip_flop=flip, name=str(model.get("name", Path(source).stem)), kernel=kernel, parameters=tuple(params), iiv=iiv,
-        covariates=tuple(covs), error=ErrorModel(emodel, tuple(scales), tuple(log_sds)), blq=blq,
+        covariates=tuple(covs), iov=iov, error=ErrorModel(emodel, tuple(scales), tuple(log_sds)), blq=blq,
         description=str(model.get("description", "")), source=source, text=text,
         kernel_file=None if resolved_file is None else str(resolved_file),
     )

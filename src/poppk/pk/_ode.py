@@ -64,6 +64,7 @@ def segment_of(starts, t):
     """The index of the segment in force at each time ``t`` (any shape) from ``starts`` ``(K,)``: the last
     start at or before ``t`` (a change acts from its own time on)."""
     t = jnp.asarray(t)
+    starts = jnp.reshape(starts, (1,) * t.ndim + (-1,))
     return jnp.maximum(jnp.sum(starts <= t[..., None], axis=-1) - 1, 0)
 
 

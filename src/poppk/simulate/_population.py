@@ -3,8 +3,9 @@
 Each virtual patient gets one posterior draw of the population parameters
 (parameter uncertainty: patients are split into ``n_replicates`` groups that
 share a draw, so that summaries can be given with uncertainty intervals),
-new random effects (between-subject variability) and covariates resampled
-from the fitted subjects (or given). Individual parameters come from
+new random effects (between-subject variability; with ``[iov]`` also a new
+occasion's effect, the simulated regimen being a new occasion) and covariates
+resampled from the fitted subjects (or given). Individual parameters come from
 :func:`poppk.model.individual_parameters`, the function the fitted model itself uses.
 """
 
@@ -35,6 +36,9 @@ class VirtualPopulation:
         One row per patient (the data's covariate columns).
     z : (n, n_iiv) array
         Standard-normal random effects (``eta = omega * z``, or with ``L_corr`` for a block).
+    z_iov : (n, n_iov) array
+        With inter-occasion variability (``[iov]``), each patient's standard-normal effect of the
+        simulated occasion (a new one: ``kappa = omega_iov * z_iov``); ``(n, 0)`` without.
     """
 
     fit: object
@@ -42,6 +46,7 @@ class VirtualPopulation:
     replicate: np.ndarray
     covariates: pd.DataFrame
     z: np.ndarray
+    z_iov: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -68,7 +73,11 @@ class VirtualPopulation:
         covs = coding.encode(spec, lambda name: self.covariates[name].to_numpy(), self.n, first_dose=dose,
                                    who=lambda idx: f"virtual patient(s) {idx[:10].tolist()}", error=SimulationError)
         ind = individual_parameters(spec, coding.levels, self.draws, covs, self.eta(), self.n, fit.info["kernel_params"])
-        return {k: np.asarray(v) for k, v in ind.items()}
+        out = {k: np.asarray(v) for k, v in ind.items()}
+        for j, p in enumerate(spec.iov.parameters):  # the simulated regimen is a new occasion
+            if p in out and self.z_iov is not None:
+                out[p] = out[p] * np.exp(np.asarray(self.draws[f"omega_iov_{p}"]) * self.z_iov[:, j])
+        return out
 
 
 def virtual_population(fit, n: int = 1000, *, seed: int | list[int] = 0, n_replicates: int | None = None,
@@ -123,7 +132,8 @@ def virtual_population(fit, n: int = 1000, *, seed: int | list[int] = 0, n_repli
     rows = rng.integers(0, len(table), size=n) if len(table) else np.zeros(n, int)
     cov = table.iloc[rows].reset_index(drop=True) if len(table) else pd.DataFrame(index=range(n))
     z = rng.standard_normal((n, len(fit.spec.iiv.parameters)))
-    return VirtualPopulation(fit, draws, replicate, cov, z)
+    z_iov = rng.standard_normal((n, len(fit.spec.iov.parameters)))
+    return VirtualPopulation(fit, draws, replicate, cov, z, z_iov)
 
 
 def residual_draws(fit, draws: dict, conc: np.ndarray, seed: int) -> np.ndarray:

@@ -139,6 +139,8 @@ def test_laplace_recovers_iiv_and_iov(tmp_path):
     _fit_cli(tmp_path, "--method", "laplace")
     fit = poppk.load_fit(tmp_path / "fit")
     _recovered(fit)
+    ebe = pd.read_csv(tmp_path / "fit" / "ebe.csv")  # the occasions' EBEs beside the subjects'
+    assert {"eta_CL", "kappa_CL_occ1", "kappa_CL_occ3"} <= set(ebe.columns)
     params, changes = fit.segment_draws(4)
     assert params["CL"].shape == (4, 30, 3) and (np.asarray(changes.time)[:, :2] == [168.0, 336.0]).all()
     # the report's predictions follow each occasion: individual predictions track the data

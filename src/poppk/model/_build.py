@@ -651,20 +651,20 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
         # eta_z: the non-centred IIV, then each occasion's standardised IOV (subject by subject, one block)
         n_nc = 0 if not n_iiv or (block and c_idx.size) else (n_iiv if block else nc_idx.size)
         with numpyro.plate("subject", n_subjects):
-            z_all = (numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, n_nc + n_kappa)), 1.0).to_event(1))
-                     if n_nc + n_kappa else jnp.zeros((n_subjects, 0)))
-            z, z_iov = z_all[:, :n_nc], z_all[:, n_nc:]
+            # log_ind before eta_z: the sites' order sets the draws of a chain's initial point
             if n_iiv and block and c_idx.size:  # a block is centred as a whole
                 tril_n = jnp.broadcast_to(tril, (n_subjects, n_iiv, n_iiv))
                 eta = numpyro.sample("log_ind", dist.MultivariateNormal(loc, scale_tril=tril_n)) - loc
-            elif n_iiv and block:
+            elif n_iiv and not block and c_idx.size:
+                scale = jnp.broadcast_to(omega[c_idx], (n_subjects, c_idx.size))
+                centred_part = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], scale).to_event(1)) - loc[:, c_idx]
+            z_all = (numpyro.sample("eta_z", dist.Normal(jnp.zeros((n_subjects, n_nc + n_kappa)), 1.0).to_event(1))
+                     if n_nc + n_kappa else jnp.zeros((n_subjects, 0)))
+            z, z_iov = z_all[:, :n_nc], z_all[:, n_nc:]
+            if n_iiv and block and not c_idx.size:
                 eta = z @ tril.T
-            elif n_iiv:
-                parts = []
-                if c_idx.size:
-                    scale = jnp.broadcast_to(omega[c_idx], (n_subjects, c_idx.size))
-                    li = numpyro.sample("log_ind", dist.Normal(loc[:, c_idx], scale).to_event(1))
-                    parts.append(li - loc[:, c_idx])
+            elif n_iiv and not block:
+                parts = [centred_part] if c_idx.size else []
                 if nc_idx.size:
                     parts.append(z * omega[nc_idx][None, :])
                 eta = jnp.concatenate(parts, axis=-1)[:, order]

@@ -336,6 +336,18 @@ def time_varying(spec: ModelSpec, data) -> tuple[str, ...]:
                                if c.interpolation != "baseline" and c.covariate.upper() in varying))
 
 
+def _history(spec: ModelSpec, data):
+    """The pieces of ``data`` the model's parameters change over, ``(changes, values)``
+    (:meth:`~poppk.data.PKDataset.covariate_history` of the time-varying covariates and, with IOV, the
+    occasion column, by the spec's interpolation), or None where nothing changes."""
+    names = time_varying(spec, data)
+    occ = spec.iov.column if spec.iov.parameters else None
+    if not names and (occ is None or occ.upper() not in {c.upper() for c in data.varying_covariates}):
+        return None
+    modes = [c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"]
+    return data.covariate_history(names + ((occ,) if occ and occ not in names else ()), modes[0] if modes else "locf")
+
+
 def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_dose=None, who=None,
                      error=ModelSpecError):
     """Every covariate effect's input on ``data`` and where the inputs change: ``(inputs, changes)``.
@@ -347,13 +359,11 @@ def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_do
     same in all), for :func:`segment_parameters`. Raises as :meth:`CovariateCoding.encode`.
     """
     n = data.n_subjects
-    names = time_varying(spec, data)
-    occ = spec.iov.column if spec.iov.parameters else None
-    if not names and (occ is None or occ.upper() not in {c.upper() for c in data.varying_covariates}):
+    pieces = _history(spec, data)
+    if pieces is None:
         return coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who, error=error), None
-    modes = [c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"]
-    changes, history = data.covariate_history(names + ((occ,) if occ and occ not in names else ()),
-                                              modes[0] if modes else "locf")
+    changes, history = pieces
+    names = time_varying(spec, data)
     k = changes.time.shape[1] + 1
     moving = {c.name for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"}
 
@@ -387,12 +397,8 @@ def occasion_index(spec: ModelSpec, data, changes=None, *, error=ModelSpecError)
     except DatasetError:
         raise error(f"{spec.source}: [iov] column {column} is not in the data; the data have "
                     f"{', '.join(data.covariate_names) or 'no covariates'}") from None
-    if changes is None:
-        values = np.asarray(data.covariate_values(column))[:, None]
-    else:
-        names = time_varying(spec, data)
-        modes = [c.interpolation for c in spec.covariates if c.covariate in names and c.interpolation != "baseline"]
-        values = data.covariate_history(names + ((column,) if column not in names else ()), modes[0] if modes else "locf")[1][column]
+    values = (np.asarray(data.covariate_values(column))[:, None] if changes is None
+              else _history(spec, data)[1][column])
     gap = _missing(values.ravel()).reshape(values.shape).any(axis=1)
     if gap.any():
         raise error(f"{spec.source}: [iov] column {column} is missing for {_who(data)(np.flatnonzero(gap))}; "

@@ -133,12 +133,17 @@ def make_patient_solver(fit, *, per_draw: int, method: str, occasions: np.ndarra
             return jnp.where(jnp.isfinite(f(new)), new, eta), None
 
         mode, _ = jax.lax.scan(newton, jnp.zeros(q), None, length=NEWTON_STEPS)
-        prec = -hess(mode)
-        prec = prec + (jnp.maximum(0.0, -jnp.linalg.eigvalsh(prec).min()) + 1e-6) * jnp.eye(q)
-        L = jnp.linalg.cholesky(jnp.linalg.inv(prec))
+        # The normal approximation's precision, each direction at least the prior's smallest (the data add
+        # information; where the curvature at the mode says less, or is negative, the approximation would
+        # otherwise reach parameters no subject has, KA = inf): its square root from the eigenvectors.
+        w, u = jnp.linalg.eigh(0.5 * (-hess(mode) - hess(mode).T))
+        spread = jnp.concatenate([jnp.stack([theta[f"omega_{p}"] for p in iiv]) if k else jnp.zeros(0),
+                                  jnp.stack([theta[f"omega_iov_{p}"] for p in iov]) if n_occ else jnp.zeros(0)])
+        w = jnp.maximum(w, 1.0 / jnp.max(spread) ** 2)
+        L = u / jnp.sqrt(w)[None, :]
         z = jax.random.normal(key, (per_draw, q))
         xs = mode[None, :] + z @ L.T
-        logq = -0.5 * (z**2).sum(1) - jnp.log(jnp.diag(L)).sum() - 0.5 * q * jnp.log(2 * jnp.pi)
+        logq = -0.5 * (z**2).sum(1) + 0.5 * jnp.log(w).sum() - 0.5 * q * jnp.log(2 * jnp.pi)
         logp = jax.vmap(f)(xs)
         z_new = jax.random.normal(new_key, (per_draw, len(iov)))  # a new occasion's effect: its prior exactly
         params = jax.vmap(lambda x, zn: future(theta, data[-1], x[:k], zn))(xs, z_new)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import numpy as np
@@ -156,7 +156,9 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     ``duration`` as in :func:`recommend_dose`. Reported per arm: the share of
     patients whose true steady-state exposure is in the target window (90% Jeffreys
     interval) and, with a toxicity model, the expected event rate (90% interval over the
-    exposure-response posterior).
+    exposure-response posterior). With inter-occasion variability (``[iov]``) the trough is measured on
+    one occasion and every arm's regimen given on the next: the patients' true parameters there carry a
+    new occasion effect, which the guided arm's posterior knows only by its distribution.
 
     Examples
     --------
@@ -173,13 +175,18 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
 
     configure_jax()
     pop = virtual_population(fit, n, seed=seed)
+    # With IOV the trough is measured on one occasion and the regimens given on the next: the same patients
+    # (random effects) with a new occasion effect; every arm's outcome is the next occasion's.
+    iov = bool(fit.spec.iov.parameters)
+    treated = (replace(pop, z_iov=np.random.default_rng([seed, 1]).standard_normal(pop.z_iov.shape))
+               if iov else pop)
     unit = fit.data.dose_unit
     kernel = fit.spec.make_kernel(unit, fit.data.conc_unit)
     route = route or default_route(kernel)
     regs = candidate_regimens(doses, [interval], unit, route=route, duration=duration)
     true_metrics = []
     for reg in regs:
-        m, _ = exposure_metrics(fit.spec, pop.parameters(reg.first_amount, unit), reg, dose_unit=unit,
+        m, _ = exposure_metrics(fit.spec, treated.parameters(reg.first_amount, unit), reg, dose_unit=unit,
                                 conc_unit=fit.data.conc_unit, band_points=2)
         true_metrics.append(m)
 
@@ -199,9 +206,10 @@ def virtual_trial(fit, target: Target, *, doses, start_dose: float, interval: fl
     lloq = float(np.nanmedian(np.asarray(fit.data.lloq))) if np.isfinite(np.asarray(fit.data.lloq)).any() else 0.0
     censored = observed < lloq
 
-    solver = make_patient_solver(fit, per_draw=per_draw, method=method)
+    # the observed occasion is the patient's only one (index 0); the solver recommends for a new one
+    solver = make_patient_solver(fit, per_draw=per_draw, method=method, occasions=np.zeros((1, 1), int) if iov else None)
     popdraws = {k: np.asarray(v) for k, v in population_sample(fit, n_pop, seed, method).items()}
-    covs = {k: v[:, None] for k, v in covariate_coding(fit.spec, fit.data).encode(
+    covs = {k: v[:, None, None] if iov else v[:, None] for k, v in covariate_coding(fit.spec, fit.data).encode(
         fit.spec, lambda name: pop.covariates[name].to_numpy(), n, first_dose=float(start_dose),
         who=lambda idx: f"virtual patient(s) {idx[:10].tolist()}", error=DosingError).items()}
     batched = jax.jit(jax.vmap(solver, in_axes=(0, None, None, None, 0, None, 0, None, 0)))

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DosingError
 from ..model import covariate_coding, covariate_inputs, iiv_cholesky, individual_parameters, observation, occasion_index
-from ..pk import predict_subjects
+from ..pk import predict_subjects, prepare
 
 NEWTON_STEPS = 30
 
@@ -181,7 +181,7 @@ def patient_arrays(fit, patient):
     censored = np.asarray(patient.blq) & mask
     if censored.any() and np.isnan(np.asarray(patient.lloq)[censored]).any():
         raise DosingError("the patient's BLQ records need an LLOQ")
-    arrays = (kernel.prepare(patient.doses, patient.sampling, changes), patient.sampling,
+    arrays = (prepare(kernel, patient.doses, patient.sampling, changes), patient.sampling,
               jnp.asarray(np.nan_to_num(np.asarray(patient.dv)[0])), jnp.asarray(mask[0]), jnp.asarray(censored[0]),
               jnp.asarray(np.nan_to_num(np.asarray(patient.lloq)[0], nan=1.0)), covs)
     return arrays, occasions

@@ -23,7 +23,7 @@ from numpyro import handlers
 
 from ..data import DatasetWarning
 from ..errors import DatasetError, ModelSpecError
-from ..pk import DOSE_ARRAYS, Doses, accepted_parameters, check_data, predict_jit, time_after_dose
+from ..pk import DOSE_ARRAYS, Doses, accepted_parameters, check_data, predict_jit, prepare, time_after_dose
 from ..units import CONC_UNITS, DOSE_UNITS
 from ._likelihood import PKResidual
 from ._spec import Covariate, ModelSpec
@@ -708,7 +708,7 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             numpyro.sample("DV", residual, obs=obs)
 
     kwargs = dict(
-        doses=kernel.prepare(data.doses, data.sampling, changes), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
+        doses=prepare(kernel, data.doses, data.sampling, changes), sampling=data.sampling, dv=jnp.asarray(np.nan_to_num(dv, nan=0.0)),
         mask=jnp.asarray(mask), censored=jnp.asarray(censored),
         lloq=jnp.asarray(np.nan_to_num(np.asarray(data.lloq), nan=1.0)),
         covariates={k: jnp.asarray(v, dtype=float) for k, v in cov_values.items()},

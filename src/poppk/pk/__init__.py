@@ -21,6 +21,7 @@ from ._base import parameter_unit as parameter_unit
 from ._base import concentrations as concentrations
 from ._base import predict_jit as predict_jit
 from ._base import predict_subjects as predict_subjects
+from ._base import prepare as prepare
 from ._events import ADDL_ORDER as ADDL_ORDER
 from ._events import CENTRAL as CENTRAL
 from ._events import DEPOT as DEPOT
@@ -57,5 +58,5 @@ __all__ = [
     "DOSE_ARRAYS", "Doses", "IV1Cmt", "IV2Cmt", "IV3Cmt", "KERNELS", "Oral1Cmt", "Oral1CmtMM", "Oral1CmtODE", "Oral2Cmt",
     "Oral3Cmt", "Sampling", "accepted_parameters", "apparent_parameters", "check_data", "concentrations", "dose_problems", "expand_trains", "get_kernel",
     "input_rates", "kernel_class", "kernel_name", "load_kernel_file", "merge_regular", "models", "parameter_unit", "predict",
-    "predict_jit", "predict_subjects", "register_kernel", "time_after_dose", "train_position",
+    "predict_jit", "predict_subjects", "prepare", "register_kernel", "time_after_dose", "train_position",
 ]

@@ -246,7 +246,14 @@ def concentrations(model: AbstractPKModel, params: Params, doses: Doses, samplin
     >>> round(float(c[0, 0]), 6)  # 100 / 10 * exp(-0.2 * 5), a bolus into the central compartment
     3.678794
     """
-    return _predict_jit(model, params, model.prepare(doses, sampling, changes), sampling)
+    return _predict_jit(model, params, prepare(model, doses, sampling, changes), sampling)
+
+
+def prepare(model: AbstractPKModel, doses: Doses, sampling: Sampling | None = None, changes: Sampling | None = None):
+    """``model.prepare(doses, sampling, changes)``; without ``changes``, called as before they existed
+    (``model.prepare(doses, sampling)``), so a user kernel whose own ``prepare`` predates them still works
+    where nothing changes within subjects."""
+    return model.prepare(doses, sampling) if changes is None else model.prepare(doses, sampling, changes)
 
 
 #: Subjects x samples per vmapped piece of :func:`_in_pieces` on a CPU: past it the reverse pass of one

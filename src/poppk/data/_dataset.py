@@ -143,8 +143,9 @@ class PKDataset(eqx.Module):
         out = []
         for j, name in enumerate(self.covariate_names):
             both = np.concatenate([np.asarray(self.obs_covariates)[..., j], np.asarray(self.dose_covariates)[..., j]], axis=1)
-            lo, hi = np.nanmin(np.where(np.isnan(both), np.inf, both), axis=1), np.nanmax(np.where(np.isnan(both), -np.inf, both), axis=1)
-            if (np.isfinite(lo) & (hi > lo)).any():
+            lo = np.where(np.isnan(both), np.inf, both).min(axis=1)
+            hi = np.where(np.isnan(both), -np.inf, both).max(axis=1)
+            if (hi > lo).any():
                 out.append(name)
         return tuple(out)
 

@@ -63,8 +63,7 @@ def simulate_design(fit, n_sims: int = 500, *, seed: int = 0, ipred_draws: int =
     post = fit.population_draws(n_sims, seed)
     kw = {**built.kwargs, "dv": None}
     # eta_z of the non-centred model: every IIV parameter, then each occasion's IOV
-    n_z = len(fit.spec.iiv.parameters) + (np.asarray(fit.draws("kappa")).shape[2] * len(fit.spec.iov.parameters)
-                                          if fit.spec.iov.parameters else 0)
+    n_z = len(fit.spec.iiv.parameters) + len(built.occasion_levels) * len(fit.spec.iov.parameters)
 
     @jax.jit
     def run(key, samples):

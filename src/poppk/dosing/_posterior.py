@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import DosingError
-from ..model import covariate_coding, covariate_inputs, iiv_cholesky, individual_parameters, observation, occasion_index
+from ..model import covariate_coding, covariate_inputs, iiv_cholesky, individual_parameters, observation
 from ..pk import predict_subjects, prepare
 
 NEWTON_STEPS = 30
@@ -95,8 +95,6 @@ def make_patient_solver(fit, *, per_draw: int, method: str, occasions: np.ndarra
         if segmented:
             p = segment_parameters(spec, levels, theta, covs, eta[None], params_out,
                                    kappa=kappa if n_occ else None, occasions=occ)
-            if next(iter(p.values())).shape[1] == 1:  # one segment: nothing changes, the closed form's (1,)
-                p = {n: v[:, 0] for n, v in p.items()}
         else:
             p = {n: v[None] for n, v in individual(theta, covs, eta).items()}
         pred = predict_subjects(kernel, p, doses, sampling)[0]
@@ -168,13 +166,8 @@ def patient_arrays(fit, patient):
                          f"({fit.data.dose_unit}, {fit.data.conc_unit})")
     if not np.asarray(patient.doses.mask).any():
         raise DosingError("the patient file has no dose records; observations cannot be interpreted without them")
-    first = np.asarray(patient.doses.amt)[0][np.asarray(patient.doses.mask)[0]][:1]
-    coding = covariate_coding(fit.spec, fit.data)
-    inputs, changes = covariate_inputs(fit.spec, coding, patient, first_dose=first, who=lambda idx: "the patient",
-                                       error=DosingError)
-    occasions = occasion_index(fit.spec, patient, changes, error=DosingError)[0] if fit.spec.iov.parameters else None
-    if occasions is not None and changes is None:  # one occasion: inputs as one segment
-        inputs = {k: np.asarray(v)[:, None] for k, v in inputs.items()}
+    inputs, changes, occasions, _ = covariate_inputs(fit.spec, covariate_coding(fit.spec, fit.data), patient,
+                                                     who=lambda idx: "the patient", error=DosingError)
     covs = {k: jnp.asarray(v) for k, v in inputs.items()}
     kernel = fit.spec.make_kernel(fit.data.dose_unit, fit.data.conc_unit)
     mask = np.asarray(patient.fit_mask)

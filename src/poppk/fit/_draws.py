@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..data import PKDataset
-from ..model import observation
+from ..model import observation, occasion_labels
 from ..pk import predict_subjects
 
 #: Draws per batch where draws are evaluated together (constraining, pointwise log likelihood).
@@ -120,7 +120,7 @@ def to_tree(grouped: dict, stats: dict, built, data: PKDataset, max_tree_depth=1
     ids = list(data.ids)
     iiv = list(built.spec.iiv.parameters)
     centred = list(built.centred)
-    iov, occasions = list(built.spec.iov.parameters), [str(o) for o in built.occasion_levels]
+    iov, occasions = list(built.spec.iov.parameters), list(occasion_labels(built.occasion_levels))
     standardised = [p for p in iiv if p not in centred] + [f"{p}_occ{o}" for o in occasions for p in iov]
     coords = {"subject": ids, "iiv_param": iiv, "iiv_centred": centred, "iiv_noncentred": standardised}
     dims = {"eta": ["subject", "iiv_param"], "log_ind": ["subject", "iiv_centred"],

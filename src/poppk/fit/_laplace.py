@@ -377,6 +377,7 @@ def laplace_fit(built, data, *, samples: int, rng: np.random.Generator):
     from numpyro.distributions import constraints
     from numpyro.infer.util import constrain_fn
 
+    from ..model import occasion_labels
     from ._draws import _pointwise, constrain_draws, flat_potential
     from ._init import initial_params
 
@@ -430,9 +431,9 @@ def laplace_fit(built, data, *, samples: int, rng: np.random.Generator):
         for k, p in enumerate(built.spec.iiv.parameters):
             ebe[f"eta_{p}"] = mode["eta"][:, k].tolist()
     if "kappa" in mode:  # each occasion's effect (IOV), (N, occasions, IOV parameters)
-        for o, occ in enumerate(built.occasion_levels):
+        for o, occ in enumerate(occasion_labels(built.occasion_levels)):
             for k, p in enumerate(built.spec.iov.parameters):
-                ebe[f"kappa_{p}_occ{occ:g}" if isinstance(occ, float) else f"kappa_{p}_occ{occ}"] = mode["kappa"][:, o, k].tolist()
+                ebe[f"kappa_{p}_occ{occ}"] = mode["kappa"][:, o, k].tolist()
     record = {"estimates": rows, "correlation": {"names": [result.names[k] for k in order], "matrix": corr.round(6).tolist()},
               "objective": {k: round(float(v), 4) for k, v in objective.items()}, "optimizer": result.optimizer,
               "covariance_ok": result.covariance_ok, "seconds": round(result.seconds, 2), "ebe": ebe}

@@ -253,21 +253,16 @@ class Fit:
         parameters and random effects (IOV included), the same draws as :meth:`individual_draws` for the
         same ``n`` and ``seed``; with one occasion per subject and nothing changing, ``{name: (S, N)}``
         and ``None``; ``None`` without IOV where nothing changes."""
-        from ..model import covariate_coding, covariate_inputs, occasion_index, segment_parameters
+        from ..model import covariate_coding, covariate_inputs, segment_parameters
 
         key = "segment_inputs"
         if key not in self._cache:
             coding = covariate_coding(self.spec, self.data)
-            amt, dmask = np.asarray(self.data.doses.amt), np.asarray(self.data.doses.mask)
-            first = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
-            inputs, changes = covariate_inputs(self.spec, coding, self.data, first_dose=first)
-            occasions = occasion_index(self.spec, self.data, changes)[0] if self.spec.iov.parameters else None
-            if changes is None:  # occasions only, one per subject
-                inputs = {k: np.asarray(v)[:, None] for k, v in inputs.items()}
-            self._cache[key] = (coding, inputs, changes, occasions)
-        coding, inputs, changes, occasions = self._cache[key]
-        if changes is None and occasions is None:
+            self._cache[key] = (coding, covariate_inputs(self.spec, coding, self.data))
+        coding, found = self._cache[key]
+        if not found.segmented:
             return None
+        inputs, changes, occasions, _ = found
         idx = self._draw_index(n, seed)
         pick = (lambda v: v) if idx is None else (lambda v: v[idx])
         pop = {k: pick(v) for k, v in self.population_draws().items()}

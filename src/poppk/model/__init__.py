@@ -8,16 +8,18 @@ model, BLQ records censored) and :func:`priors` (every population parameter's pr
 
 from ._build import BuiltModel as BuiltModel
 from ._build import CovariateCoding as CovariateCoding
+from ._build import CovariateInputs as CovariateInputs
 from ._build import build_model as build_model
 from ._build import covariate_coding as covariate_coding
 from ._build import covariate_inputs as covariate_inputs
 from ._build import effect_names as effect_names
+from ._build import first_doses as first_doses
 from ._build import iiv_choices as iiv_choices
 from ._build import iiv_cholesky as iiv_cholesky
 from ._build import individual_parameters as individual_parameters
 from ._build import log_typical as log_typical
 from ._build import observation as observation
-from ._build import occasion_index as occasion_index
+from ._build import occasion_labels as occasion_labels
 from ._build import prior_median as prior_median
 from ._build import priors as priors
 from ._build import segment_parameters as segment_parameters
@@ -29,6 +31,6 @@ from ._spec import ModelSpec as ModelSpec
 from ._spec import load_spec as load_spec
 from ._spec import parse_spec as parse_spec
 
-__all__ = ["BuiltModel", "Covariate", "CovariateCoding", "ModelSpec", "PKResidual", "build_model", "covariate_coding", "covariate_inputs", "effect_names", "iiv_choices", "iiv_cholesky",
-           "individual_parameters", "load_spec", "log_typical", "observation", "occasion_index", "parse_spec", "prior_median", "priors",
+__all__ = ["BuiltModel", "Covariate", "CovariateCoding", "CovariateInputs", "ModelSpec", "PKResidual", "build_model", "covariate_coding", "covariate_inputs", "effect_names", "first_doses", "iiv_choices", "iiv_cholesky",
+           "individual_parameters", "load_spec", "log_typical", "observation", "occasion_labels", "parse_spec", "prior_median", "priors",
            "segment_parameters", "sigma_prior", "time_varying"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +68,7 @@ class BuiltModel:
     censored_at: tuple[int, ...] = ()  # the censored (M3) records, flat indices into (N, O)
     priors: dict = field(default_factory=dict)  # site -> numpyro Distribution (:func:`priors`)
     coding: CovariateCoding = field(default_factory=lambda: CovariateCoding())
-    #: Where time-varying covariates change (:func:`covariate_inputs`), or None.
+    #: Where time-varying covariates or occasions change (:func:`covariate_inputs`), or None.
     changes: Any = None
     #: The data's occasions (``[iov] column`` levels, in index order), or () without IOV.
     occasion_levels: tuple = ()
@@ -348,20 +348,52 @@ def _history(spec: ModelSpec, data):
     return data.covariate_history(names + ((occ,) if occ and occ not in names else ()), modes[0] if modes else "locf")
 
 
-def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_dose=None, who=None,
-                     error=ModelSpecError):
-    """Every covariate effect's input on ``data`` and where the inputs change: ``(inputs, changes)``.
+class CovariateInputs(NamedTuple):
+    """What :func:`covariate_inputs` finds: each covariate effect's input, where the inputs change and,
+    with IOV, each segment's occasion."""
 
-    Without time-varying covariates (:func:`time_varying`), ``inputs`` is :meth:`CovariateCoding.encode`'s
-    ``{effect: (N,)}`` and ``changes`` None. With them, ``changes`` is the :class:`~poppk.pk.Sampling`
-    ``(N, K)`` of the times they change (:meth:`~poppk.data.PKDataset.covariate_history`, by the
-    spec's interpolation) and ``inputs`` ``{effect: (N, K + 1)}``, one per segment (baseline effects the
-    same in all), for :func:`segment_parameters`. Raises as :meth:`CovariateCoding.encode`.
+    #: ``{effect: (N,)}`` where nothing changes within subjects and there is no IOV; else
+    #: ``{effect: (N, K + 1)}``, one input per segment (baseline effects the same in all).
+    inputs: dict
+    #: The :class:`~poppk.pk.Sampling` ``(N, K)`` of the times they change, or None.
+    changes: Any
+    #: With IOV, ``(N, K + 1)`` occasion indices into ``occasion_levels``; else None.
+    occasions: np.ndarray | None
+    #: The data's occasions (``[iov] column`` levels), in index order; () without IOV.
+    occasion_levels: tuple
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the inputs (and so the parameters) are per segment, ``(N, K + 1)``."""
+        return self.changes is not None or self.occasions is not None
+
+
+def first_doses(data) -> np.ndarray:
+    """Each subject's first dose amount, ``(N,)`` (the input of a ``dose`` covariate effect)."""
+    amt, mask = np.asarray(data.doses.amt), np.asarray(data.doses.mask)
+    return amt[np.arange(amt.shape[0]), np.argmax(mask, axis=1)]
+
+
+def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, who=None, error=ModelSpecError) -> CovariateInputs:
+    """Every covariate effect's input on ``data`` (:meth:`CovariateCoding.encode`, the first dose from
+    :func:`first_doses`), per segment where time-varying covariates (:func:`time_varying`) or, with
+    IOV, occasions change within subjects: the pieces of
+    :meth:`~poppk.data.PKDataset.covariate_history` (by the spec's interpolation), read once, for
+    :func:`segment_parameters`; see :class:`CovariateInputs`.
+
+    Raises as :meth:`CovariateCoding.encode`, and ``error`` naming the spec key where the data have no
+    ``[iov] column``, and the subjects (ID and rows) who have no occasion at all.
     """
-    n = data.n_subjects
+    n, first = data.n_subjects, first_doses(data)
+    iov = bool(spec.iov.parameters)
+    occasion = _occasion_column(spec, data, error) if iov else None
+    base = coding.encode(spec, data.covariate_values, n, first_dose=first, who=who, error=error)
     pieces = _history(spec, data)
-    if pieces is None:
-        return coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who, error=error), None
+    if pieces is None and not iov:
+        return CovariateInputs(base, None, None, ())
+    if pieces is None:  # occasions that do not change within subjects: one segment each
+        return CovariateInputs({k: v[:, None] for k, v in base.items()}, None,
+                               *_occasions(spec, data, occasion[:, None], error))
     changes, history = pieces
     names = time_varying(spec, data)
     k = changes.time.shape[1] + 1
@@ -372,41 +404,43 @@ def covariate_inputs(spec: ModelSpec, coding: CovariateCoding, data, *, first_do
             return history[name].reshape(-1)
         return np.repeat(data.covariate_values(name), k)
 
-    per_segment = coding.encode(spec, column, n * k, first_dose=None if first_dose is None else np.repeat(first_dose, k),
+    per_segment = coding.encode(spec, column, n * k, first_dose=np.repeat(first, k),
                                 who=None if who is None else (lambda idx: who(np.unique(np.asarray(idx) // k))),
                                 error=error)
-    base = coding.encode(spec, data.covariate_values, n, first_dose=first_dose, who=who, error=error)
     out = {}
     for c in spec.covariates:
         seg = per_segment[c.name].reshape(n, k)
         out[c.name] = seg if c.name in moving else np.repeat(base[c.name][:, None], k, axis=1)
-    return out, changes
+    if not iov:
+        return CovariateInputs(out, changes, None, ())
+    return CovariateInputs(out, changes, *_occasions(spec, data, history[spec.iov.column], error))
 
 
-def occasion_index(spec: ModelSpec, data, changes=None, *, error=ModelSpecError) -> tuple[np.ndarray, tuple]:
-    """Each subject's occasion, per segment, as an index into the data's occasion levels: ``(index,
-    levels)`` with ``index`` ``(N, K + 1)`` for the segments of ``changes`` (``(N, 1)`` without), from
-    ``spec.iov.column`` carried forward record by record (:meth:`~poppk.data.PKDataset.covariate_history`).
-
-    Raises ``error`` naming the spec key where the data have no such column, and the subjects
-    (ID and rows) who have no occasion at all.
-    """
-    column = spec.iov.column
+def _occasion_column(spec: ModelSpec, data, error) -> np.ndarray:
+    """The baseline values of ``[iov] column``, or ``error`` naming the key where the data lack it."""
     try:
-        data.covariate_values(column)
+        return np.asarray(data.covariate_values(spec.iov.column))
     except DatasetError:
-        raise error(f"{spec.source}: [iov] column {column} is not in the data; the data have "
+        raise error(f"{spec.source}: [iov] column {spec.iov.column} is not in the data; the data have "
                     f"{', '.join(data.covariate_names) or 'no covariates'}") from None
-    values = (np.asarray(data.covariate_values(column))[:, None] if changes is None
-              else _history(spec, data)[1][column])
+
+
+def _occasions(spec: ModelSpec, data, values: np.ndarray, error) -> tuple[np.ndarray, tuple]:
+    """Occasion values per segment ``(N, K)`` -> ``(indices into the sorted levels, levels)``; ``error``
+    naming the subjects (ID and rows) who have no occasion at all."""
     gap = _missing(values.ravel()).reshape(values.shape).any(axis=1)
     if gap.any():
-        raise error(f"{spec.source}: [iov] column {column} is missing for {_who(data)(np.flatnonzero(gap))}; "
+        raise error(f"{spec.source}: [iov] column {spec.iov.column} is missing for {_who(data)(np.flatnonzero(gap))}; "
                     "give every record of a subject its occasion")
     text = values.dtype == object
     levels = tuple(sorted({_as_level(v, text) for v in values.ravel()}))
     lookup = {lv: k for k, lv in enumerate(levels)}
     return np.vectorize(lambda v: lookup[_as_level(v, text)], otypes=[np.int64])(values), levels
+
+
+def occasion_labels(levels) -> tuple[str, ...]:
+    """Occasion levels as they name sites, coordinates and table columns (``1.0`` as ``1``)."""
+    return tuple(_level_name(lv) for lv in levels)
 
 
 def iiv_cholesky(spec: ModelSpec, values: dict):
@@ -598,17 +632,13 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
 
     coding = covariate_coding(spec, data)
     levels = coding.levels
-    amt, dmask = np.asarray(data.doses.amt), np.asarray(data.doses.mask)
-    first_dose = amt[np.arange(amt.shape[0]), np.argmax(dmask, axis=1)]
     who = _who(data)
-    cov_values, changes = covariate_inputs(spec, coding, data, first_dose=first_dose, who=who)
+    found = covariate_inputs(spec, coding, data, who=who)
+    cov_values, changes, occasions, occ_levels = found
+    segmented = found.segmented  # parameters per segment (N, K)
     iov = spec.iov.parameters
     n_iov = len(iov)
-    occasions, occ_levels = occasion_index(spec, data, changes) if n_iov else (None, ())
     n_kappa = len(occ_levels) * n_iov
-    segmented = changes is not None or n_iov > 0  # parameters per segment (N, K)
-    if segmented and changes is None:  # one segment per subject: its inputs as (N, 1)
-        cov_values = {k: np.asarray(v)[:, None] for k, v in cov_values.items()}
     _note_imputations(spec, coding, data, who)
     medians = {p.name: prior_median(p.prior, data.dose_unit, data.conc_unit)
                for p in spec.parameters if p.prior is not None}
@@ -697,8 +727,6 @@ def build_model(spec: ModelSpec, data, *, parameterization: str | None = None, r
             numpyro.factor("no_flip_flop_i", wall_i.sum(axis=1) if segmented else wall_i)
         for name in kernel_params:  # at baseline where covariates change in time, without the occasions' effects
             numpyro.deterministic(f"{name}_i", (own if kappa is not None else ind)[name][:, 0] if segmented else ind[name])
-        if segmented and changes is None:  # one segment per subject
-            ind = {k: v[:, 0] for k, v in ind.items()}
         pred = predict_jit(kernel, ind, doses, sampling, forward=kernel.forward_sensitivities, split=True)
         if record_pred:
             numpyro.deterministic("CONC", pred)

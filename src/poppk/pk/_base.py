@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import ModelSpecError
-from ._events import CENTRAL, DEPOT, Doses, Sampling
+from ._events import CENTRAL, DEPOT, Doses, Sampling, any_changes
 from ._registry import kernel_name
 
 Params = dict[str, Any]
@@ -75,7 +75,7 @@ class AbstractPKModel(eqx.Module):
         segment (the engine of :mod:`poppk.pk._ode`). A kernel that cannot take changing parameters
         raises :class:`~poppk.errors.ModelSpecError` here.
         """
-        if changes is not None and bool((np.asarray(changes.epoch) >= 0).any()):
+        if any_changes(changes):
             raise ModelSpecError(f"{kernel_name(type(self))} cannot take parameters that change within a subject "
                                  "(time-varying covariates)")
         return doses
@@ -216,8 +216,9 @@ def predict_subjects(model: AbstractPKModel, params: Params, doses: Any, samplin
     """
     params = model.complete(params)
     n = sampling.time.shape[0]
-    # scalars broadcast to (n,); (n,) and, for parameters that change within subjects, (n, K) stay
-    params = {k: jnp.broadcast_to(v, (n,)) if v.ndim == 0 else v
+    # scalars broadcast to (n,); (n,) and, for parameters that change within subjects, (n, K) stay; one
+    # segment, (n, 1), is (n,)
+    params = {k: jnp.broadcast_to(v, (n,)) if v.ndim == 0 else v[:, 0] if v.shape[1:] == (1,) else v
               for k, v in ((k, jnp.asarray(v, dtype=float)) for k, v in params.items())}
     if forward:
         return _forward_sensitivities(model, params, doses, sampling)

@@ -76,6 +76,12 @@ class Sampling(eqx.Module):
     epoch: Int[Array, "... O"]
 
 
+def any_changes(changes: Sampling | None) -> bool:
+    """Whether change events ``changes`` (a kernel's ``prepare(..., changes)``; padding has epoch -1)
+    hold any change, in numpy (outside jit)."""
+    return changes is not None and bool((np.asarray(changes.epoch) >= 0).any())
+
+
 def as_row(doses: Doses) -> Doses:
     """One subject's dose trains ``(D,)`` as a row ``(1, D)``, to broadcast against samples ``(O, 1)``
     without implicit rank promotion (JAX strict mode); arrays already 2-D are left as they are."""

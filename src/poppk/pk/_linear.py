@@ -27,11 +27,10 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from ._base import AbstractPKModel, Params, input_rates, lagged_times
-from ._events import Doses, Sampling, as_row, merge_regular, train_position
+from ._events import Doses, Sampling, any_changes, as_row, merge_regular, train_position
 from ._ode import AbstractODEModel, ODEDoses
 
 #: |KA - lambda| below this fraction of lambda uses the derivative at the midpoint (the limit).
@@ -217,7 +216,7 @@ class AbstractLinearModel(AbstractPKModel):
         :meth:`AbstractPKModel.prepare`), superposition of whole dose trains no longer holds: the
         compartments are then stepped from event to event, exactly (:class:`LinearStates`).
         """
-        if changes is not None and bool((np.asarray(changes.epoch) >= 0).any()):
+        if any_changes(changes):
             return self.stepped().prepare(doses, sampling, changes)
         return merge_regular(doses, absorbing=(self.depot_cmt,) if self.oral else (), sampling=sampling)
 

@@ -34,7 +34,7 @@ from jaxtyping import Array, Float
 
 from ..errors import EventError
 from ._base import AbstractPKModel, Params, input_rates, lagged_times
-from ._events import ADDL_ORDER, DOSE_ARRAYS, Doses, Sampling, expand_trains
+from ._events import ADDL_ORDER, DOSE_ARRAYS, Doses, Sampling, any_changes, expand_trains
 
 
 class ODEDoses(eqx.Module):
@@ -78,14 +78,10 @@ def params_at(params: Params, starts, t) -> Params:
 
 
 def _join(fill: Sampling | None, changes: Sampling | None) -> Sampling | None:
-    """Filler and change events as one set of events that are neither doses nor samples."""
-    if changes is None:
-        return fill
-    changes = jax.tree_util.tree_map(np.asarray, changes)
-    if fill is None:
-        return changes
-    return Sampling(**{k: np.concatenate([np.asarray(getattr(fill, k)), getattr(changes, k)], axis=1)
-                       for k in ("time", "order", "epoch")})
+    """Filler and change events (numpy) as one set of events that are neither doses nor samples."""
+    if changes is None or fill is None:
+        return fill if changes is None else changes
+    return Sampling(**{k: np.concatenate([getattr(fill, k), getattr(changes, k)], axis=1) for k in ("time", "order", "epoch")})
 
 
 def _steady_records(doses: Doses) -> Doses:
@@ -271,7 +267,7 @@ class AbstractODEModel(AbstractPKModel):
         sampling, changes = jax.tree_util.tree_map(np.asarray, (sampling, changes))
         each = expand_trains(doses)
         fill = _fillers(each, sampling, self.max_gap) if self.grid else None
-        varying = changes is not None and bool((np.asarray(changes.epoch) >= 0).any())
+        varying = any_changes(changes)
         fill = _join(fill, changes if varying else None)
         steady = _steady_records(doses)
         infusions = bool((np.asarray(each.rate) != 0)[np.asarray(each.mask)].any())
